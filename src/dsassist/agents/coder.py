@@ -1,0 +1,114 @@
+"""The coder: one focused cell per task, and a targeted fix of that cell when it fails."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+from collections.abc import Callable
+from functools import cache
+
+from dsassist.messages import Cell, CodeRequest, FixRequest, KernelState
+from dsassist.templates.base import Template
+
+# names that generated code commonly uses without importing them
+COMMON_IMPORTS = {
+    "np": "import numpy as np",
+    "pd": "import pandas as pd",
+    "plt": "import matplotlib.pyplot as plt",
+    "math": "import math",
+    "re": "import re",
+    "cross_val_score": "from sklearn.model_selection import cross_val_score",
+    "cross_validate": "from sklearn.model_selection import cross_validate",
+    "train_test_split": "from sklearn.model_selection import train_test_split",
+    "make_pipeline": "from sklearn.pipeline import make_pipeline",
+}
+
+
+class Coder:
+    """Offline policy: fill the template's code skeleton; repair failures by rule."""
+
+    def __init__(self, templates: list[Template]) -> None:
+        self.templates = {t.id: t for t in templates}
+
+    def handle(self, request: CodeRequest | FixRequest) -> Cell:
+        if isinstance(request, FixRequest):
+            return self.fix(request)
+        return Cell(code=self.templates[request.task.template_id].render(request.task))
+
+    def fix(self, request: FixRequest) -> Cell:
+        """The smallest change to the failing cell that addresses its error, or give up."""
+        error = request.execution.error
+        if error is None:
+            return Cell(code=request.code, gave_up=True)
+        for name, rule in FIX_RULES:
+            fixed = rule(request.code, error.name, error.value, request.state)
+            if fixed is not None and fixed != request.code:
+                return Cell(code=fixed, rule=name)
+        return Cell(code=request.code, gave_up=True)
+
+
+Rule = Callable[[str, str, str, KernelState], str | None]
+
+
+def _missing_import(code: str, name: str, value: str, state: KernelState) -> str | None:
+    match = re.search(r"name '(\w+)' is not defined", value)
+    if name != "NameError" or not match:
+        return None
+    line = import_line(match.group(1))
+    return f"{line}\n{code}" if line else None
+
+
+def _misspelled_name(code: str, name: str, value: str, state: KernelState) -> str | None:
+    match = re.search(r"name '(\w+)' is not defined", value)
+    if name != "NameError" or not match:
+        return None
+    close = difflib.get_close_matches(match.group(1), [v.name for v in state.variables], n=1)
+    return re.sub(rf"\b{match.group(1)}\b", close[0], code) if close else None
+
+
+def _unknown_column(code: str, name: str, value: str, state: KernelState) -> str | None:
+    """A KeyError for a column: use the closest real column name of a frame in the kernel."""
+    match = re.search(r"""['"]([^'"]+)['"]""", value)
+    if name != "KeyError" or not match:
+        return None
+    wrong = match.group(1)
+    known = {c for v in state.variables for c in (v.columns or [])}
+    close = difflib.get_close_matches(wrong, sorted(known), n=1, cutoff=0.6)
+    if not close:
+        return None
+    return re.sub(rf"""(['"]){re.escape(wrong)}\1""", lambda m: f"{m.group(1)}{close[0]}{m.group(1)}", code)
+
+
+def _unexpected_keyword(code: str, name: str, value: str, state: KernelState) -> str | None:
+    """An estimator given a parameter it does not have: drop that parameter."""
+    match = re.search(r"unexpected keyword argument '(\w+)'", value)
+    if name != "TypeError" or not match:
+        return None
+    key = re.escape(match.group(1))
+    return re.sub(rf"""\s*['"]{key}['"]\s*:\s*[^,}}]+,?|\s*\b{key}\s*=\s*[^,)]+,?""", "", code)
+
+
+FIX_RULES: list[tuple[str, Rule]] = [
+    ("add-missing-import", _missing_import),
+    ("rename-to-defined-variable", _misspelled_name),
+    ("use-existing-column", _unknown_column),
+    ("drop-unknown-parameter", _unexpected_keyword),
+]
+
+
+def import_line(name: str) -> str | None:
+    """The import statement that defines `name`, for common libraries and every sklearn estimator."""
+    return COMMON_IMPORTS.get(name) or _sklearn_imports().get(name)
+
+
+@cache
+def _sklearn_imports() -> dict[str, str]:
+    from sklearn.utils import all_estimators
+
+    lines = {}
+    for cls_name, cls in all_estimators():
+        public = ".".join(cls.__module__.split(".")[:2])  # sklearn.preprocessing._data -> sklearn.preprocessing
+        if hasattr(importlib.import_module(public), cls_name):
+            lines[cls_name] = f"from {public} import {cls_name}"
+    return lines

@@ -1,0 +1,250 @@
+"""The Python entry points; the command line calls these too."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pandas as pd
+from pydantic import BaseModel, ValidationError
+
+from dsassist.agents import Coder, Evaluator, Planner, Reflector
+from dsassist.bus import InProcessBus
+from dsassist.config import RunConfig
+from dsassist.controller import Controller, Loop, Progress
+from dsassist.data import check_target, infer_task, read_table
+from dsassist.errors import DSAssistError
+from dsassist.messages import RunView, Verdict
+from dsassist.report import answer_for, write_notebook, write_report
+from dsassist.sandbox import Sandbox
+from dsassist.store import ProvenanceStore
+from dsassist.templates import load_templates
+from dsassist.templates.tabular.toolkit import DEFAULT_METRIC, METRICS
+
+
+class RunResult(BaseModel):
+    """The outcome of a run, as written to `result.json`."""
+
+    run_dir: str
+    status: str  # finished, interrupted
+    stop_reason: str
+    task: str
+    target: str
+    metric: str
+    higher_is_better: bool
+    best_score: float | None
+    best_std: float | None
+    baseline_score: float | None
+    best_step: int | None
+    steps: int
+    failed_steps: int
+    fixed_steps: int
+    elapsed_s: float
+    validation: dict[str, Any]
+    answer: str
+
+
+def run(
+    data: str | Path,
+    target: str,
+    out: str | Path,
+    *,
+    question: str = "",
+    budget: str | float = "5m",
+    on_step: Callable[[Progress], None] | None = None,
+    **options: Any,
+) -> RunResult:
+    """Run the closed loop on a table and write the run folder `out`.
+
+    `options` are the other fields of `RunConfig` (max_steps, seed, metric, folds, ...).
+    """
+    try:
+        cfg = RunConfig(data=data, target=target, out=out, question=question, budget_s=budget, **options)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise DSAssistError(f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    return _run(cfg, on_step)
+
+
+def _run(cfg: RunConfig, on_step: Callable[[Progress], None] | None) -> RunResult:
+    started = time.monotonic()
+    dataset = read_table(cfg.data)
+    task = infer_task(check_target(dataset.frame, cfg.target, cfg.data))
+    metric = cfg.metric or DEFAULT_METRIC[task]
+    _check_options(cfg, dataset.frame, task, metric)
+    templates = load_templates(cfg.templates_file)
+    out = _prepare_folder(cfg.out, cfg.overwrite)
+
+    run_id = uuid.uuid4().hex
+    store = ProvenanceStore(out / "provenance.db")
+    record = {**cfg.model_dump(mode="json"), "task": task, "metric": metric}
+    rows, cols = dataset.shape
+    store.start_run(
+        run_id,
+        record,
+        {"path": str(dataset.path), "sha256": dataset.sha256, "n_rows": rows, "n_cols": cols, "format": dataset.format},
+    )
+    view = RunView(
+        task=task,
+        metric=metric,
+        time_left_s=cfg.budget_s,
+        steps_left=cfg.max_steps,
+        options={
+            "seed": cfg.seed,
+            "task": task,
+            "metric": metric,
+            "target": cfg.target,
+            "path": str(dataset.path),
+            "folds": cfg.folds,
+            "group_column": cfg.group_column,
+            "time_column": cfg.time_column,
+        },
+    )
+    bus = InProcessBus(
+        {"planner": Planner(templates), "coder": Coder(templates), "evaluator": Evaluator(), "reflector": Reflector()}
+    )
+    loop, status = Loop(view=view), "finished"
+    try:
+        with Sandbox(out) as sandbox:
+            controller = Controller(
+                bus, sandbox, store, run_id, cfg.budget_s, cfg.max_steps, cfg.cell_timeout_s, cfg.max_fix_attempts, on_step
+            )
+            controller.run(loop)
+    except KeyboardInterrupt:
+        status, loop.stop_reason = "interrupted", "interrupted by the user"
+    result = _finish(loop, cfg, out, run_id, store, dataset.sha256, status, time.monotonic() - started)
+    store.close()
+    return result
+
+
+def _check_options(cfg: RunConfig, frame: pd.DataFrame, task: str, metric: str) -> None:
+    if metric not in METRICS:
+        raise DSAssistError(f"unknown metric {metric!r}: choose from {', '.join(METRICS)}")
+    if (task == "regression") != (metric in ("rmse", "mae", "r2")):
+        raise DSAssistError(f"metric {metric!r} does not fit a {task} task")
+    for option in ("group_column", "time_column"):
+        column = getattr(cfg, option)
+        if column is not None and column not in frame.columns:
+            raise DSAssistError(f"{option.replace('_', ' ')} {column!r} not in {cfg.data.name}")
+
+
+def _prepare_folder(out: Path, overwrite: bool) -> Path:
+    if out.exists() and not out.is_dir():
+        raise DSAssistError(f"output folder {out} is a file")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise DSAssistError(f"output folder {out} is not empty (use --overwrite to replace it)")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out.resolve()
+
+
+def _finish(
+    loop: Loop, cfg: RunConfig, out: Path, run_id: str, store: ProvenanceStore, sha256: str, status: str, elapsed: float
+) -> RunResult:
+    steps, best = loop.view.steps, loop.best
+    baseline = next((s for s in steps if s.kind == "baseline" and s.metrics), None)
+    validation = _record_of(loop, "validation")
+    drivers = _record_of(loop, "final", "drivers").get("columns", [])
+    answer = answer_for(loop, cfg.question, cfg.target, drivers)
+    result = RunResult(
+        run_dir=str(out),
+        status=status,
+        stop_reason=loop.stop_reason,
+        task=loop.view.task,
+        target=cfg.target,
+        metric=loop.view.metric,
+        higher_is_better=METRICS[loop.view.metric][1],
+        best_score=best.metrics.mean if best and best.metrics else None,
+        best_std=best.metrics.std if best and best.metrics else None,
+        baseline_score=baseline.metrics.mean if baseline and baseline.metrics else None,
+        best_step=best.id if best else None,
+        steps=len(steps),
+        failed_steps=sum(s.verdict == Verdict.FAILED for s in steps),
+        fixed_steps=sum(s.attempts > 1 and s.verdict != Verdict.FAILED for s in steps),
+        elapsed_s=round(elapsed, 2),
+        validation=validation,
+        answer=answer,
+    )
+    meta = {
+        "data_name": cfg.data.name,
+        "data_path": str(cfg.data),
+        "sha256": sha256,
+        "question": cfg.question,
+        "target": cfg.target,
+        "task": loop.view.task,
+        "metric": loop.view.metric,
+        "elapsed_s": elapsed,
+        "validation_text": _validation_text(validation),
+        "plots": _plots(loop),
+    }
+    write_report(loop, out, meta, answer)
+    write_notebook(loop, out / "notebook.ipynb", f"{cfg.data.name}: predicting {cfg.target}")
+    (out / "result.json").write_text(result.model_dump_json(indent=2))
+    store.finish_run(run_id, status, result.best_step, result.best_score, answer)
+    return result
+
+
+def _record_of(loop: Loop, kind: str, record: str | None = None) -> dict[str, Any]:
+    step = next((s for s in loop.view.steps if s.kind == kind and s.verdict == Verdict.DONE), None)
+    if step is None:
+        return {}
+    records = loop.executions[step.id].records(record or kind)
+    return records[-1] if records else {}
+
+
+def _validation_text(v: dict[str, Any]) -> str:
+    if not v:
+        return "No validation scheme was set up."
+    column = f" on `{v['column']}`" if v.get("column") else ""
+    return f"{v['scheme']} cross-validation{column}, {v['n_splits']} folds ({v['why']}); every comparison uses these folds."
+
+
+def _plots(loop: Loop) -> list[tuple[str, str]]:
+    plots = []
+    for step in loop.view.steps:
+        if step.kind in ("profile", "final") and step.id in loop.executions:
+            plots += [(step.kind, o.path) for o in loop.executions[step.id].outputs if o.path]
+    return plots
+
+
+def predict(run_dir: str | Path, data: str | Path, out: str | Path | None = None) -> pd.DataFrame:
+    """Apply a run's final model to new rows; the input's rows and order are kept."""
+    run_dir = Path(run_dir)
+    model_path, meta_path = run_dir / "model.pkl", run_dir / "model.json"
+    if not model_path.is_file() or not meta_path.is_file():
+        raise DSAssistError(f"no final model in {run_dir}: the run did not reach its final refit")
+    meta = json.loads(meta_path.read_text())
+    with open(model_path, "rb") as f:
+        model = cloudpickle.load(f)
+    frame = read_table(Path(data)).frame
+    missing = [c for c in meta["features"] if c not in frame.columns]
+    if missing:
+        raise DSAssistError(f"{Path(data).name} lacks columns the model needs: {', '.join(missing)}")
+    X = frame[meta["features"]]
+    result = frame.copy()
+    result["prediction"] = model.predict(X)
+    if meta["task"] != "regression":
+        proba = model.predict_proba(X)
+        for i, cls in enumerate(model.classes_):
+            result[f"proba_{cls}"] = proba[:, i]
+    if out is not None:
+        _write_table(result, Path(out))
+    return result
+
+
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write next to the destination first, so a failure leaves no half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(tmp, index=False)
+    else:
+        frame.to_csv(tmp, index=False)
+    tmp.replace(path)

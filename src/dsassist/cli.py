@@ -1,0 +1,97 @@
+"""The `dsassist` command line: `run` a closed loop on a table, `predict` with its model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dsassist import api
+from dsassist.controller import Progress
+from dsassist.errors import DSAssistError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+
+VERDICT_STYLE = {"accepted": "green", "rejected": "yellow", "failed": "red", "done": "cyan"}
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _show(p: Progress) -> None:
+    s = p.step
+    verdict = s.verdict.value + (f" (fix x{s.attempts - 1})" if s.attempts > 1 else "")
+    score = f"{s.metrics.mean:.4f}" if s.metrics else "-"
+    best = f"{p.best.metrics.mean:.4f}" if p.best and p.best.metrics else "-"
+    parent = "-" if s.parent is None else str(s.parent)
+    style = VERDICT_STYLE.get(s.verdict.value, "white")
+    console.print(
+        f"{s.id:>3} ← {parent:>3}  [{style}]{verdict:<16}[/{style}] {score:>8}  best {best:>8}  "
+        f"{p.elapsed_s:6.1f}s  left {max(p.time_left_s, 0):6.1f}s  {s.hypothesis}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def run(
+    data: Annotated[Path, typer.Argument(help="CSV, TSV or Parquet table")],
+    target: Annotated[str, typer.Option("--target", "-t", help="column to predict")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run folder to create")],
+    question: Annotated[str, typer.Option("--question", "-q")] = "",
+    budget: Annotated[str, typer.Option(help="wall-time budget: 90s, 5m, 1h")] = "5m",
+    max_steps: Annotated[int, typer.Option(help="most steps to run")] = 40,
+    seed: Annotated[int, typer.Option()] = 0,
+    metric: Annotated[str | None, typer.Option(help="roc_auc, accuracy, log_loss, rmse, mae, r2, ...")] = None,
+    folds: Annotated[int, typer.Option(help="cross-validation folds")] = 5,
+    group: Annotated[str | None, typer.Option(help="column whose rows must share a fold")] = None,
+    time_column: Annotated[str | None, typer.Option("--time", help="column that orders the rows in time")] = None,
+    templates: Annotated[Path | None, typer.Option(help="Python file with extra TEMPLATES")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace a non-empty run folder")] = False,
+) -> None:
+    """Run plan -> code -> execute -> evaluate -> reflect cycles on DATA."""
+    console.print(f"[bold]DSAssist[/bold] {data} → {out}  (target {target!r}, budget {budget})", highlight=False)
+    console.print(" id ← par  verdict             score      best      time        left  hypothesis", style="dim")
+    try:
+        result = api.run(
+            data, target, out, question=question, budget=budget, on_step=_show, max_steps=max_steps,
+            seed=seed, metric=metric, folds=folds, group_column=group, time_column=time_column,
+            templates_file=templates, overwrite=overwrite,
+        )
+    except DSAssistError as exc:
+        _fail(str(exc))
+        return
+    table = Table(show_header=False, box=None)
+    table.add_row("best", f"{result.metric} {result.best_score} ± {result.best_std} (step {result.best_step})")
+    table.add_row("baseline", str(result.baseline_score))
+    table.add_row("steps", f"{result.steps} ({result.failed_steps} failed, {result.fixed_steps} fixed)")
+    table.add_row("stopped", result.stop_reason)
+    table.add_row("report", str(Path(result.run_dir) / "report.md"))
+    console.print(table)
+    if result.status != "finished":
+        raise typer.Exit(130)
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder with a final model")],
+    data: Annotated[Path, typer.Argument(help="new rows: CSV, TSV or Parquet")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="where to write predictions")],
+) -> None:
+    """Apply a run's final model to new rows."""
+    try:
+        frame = api.predict(run_dir, data, output)
+    except DSAssistError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"{len(frame)} predictions written to {output}", highlight=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,194 @@
+"""The meta-controller: plan -> code -> execute -> evaluate -> reflect, within a budget."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsassist.bus import Bus
+from dsassist.messages import (
+    Attempt,
+    Cell,
+    CodeRequest,
+    Evaluation,
+    EvaluateRequest,
+    Execution,
+    FixRequest,
+    Plan,
+    PlanRequest,
+    Reflection,
+    ReflectRequest,
+    RunView,
+    StepSummary,
+    Task,
+    Verdict,
+)
+from dsassist.sandbox import Sandbox
+from dsassist.store import ProvenanceStore
+from dsassist.store.provenance import now
+
+ACCEPT_CELL = "spec = candidate_spec"
+
+
+@dataclass
+class Progress:
+    """What the live view shows after each step."""
+
+    step: StepSummary
+    best: StepSummary | None
+    elapsed_s: float
+    time_left_s: float
+
+
+@dataclass
+class Loop:
+    """The run's memory: every step, the best one, and the cells of the winning path."""
+
+    view: RunView
+    cells: dict[int, str] = field(default_factory=dict)  # step id -> code that ran successfully
+    executions: dict[int, Execution] = field(default_factory=dict)  # step id -> its last run
+    stop_reason: str = ""
+
+    def by_id(self, step_id: int | None) -> StepSummary | None:
+        return next((s for s in self.view.steps if s.id == step_id), None)
+
+    @property
+    def best(self) -> StepSummary | None:
+        return self.by_id(self.view.best_step)
+
+
+class Controller:
+    """Runs steps until the planner is done, the budget is spent or the steps run out."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        sandbox: Sandbox,
+        store: ProvenanceStore,
+        run_id: str,
+        budget_s: float,
+        max_steps: int,
+        cell_timeout_s: float,
+        max_fix_attempts: int,
+        on_step: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.bus, self.sandbox, self.store, self.run_id = bus, sandbox, store, run_id
+        self.budget_s, self.max_steps = budget_s, max_steps
+        self.cell_timeout_s, self.max_fix_attempts = cell_timeout_s, max_fix_attempts
+        self.on_step = on_step or (lambda _: None)
+        self.started = time.monotonic()
+
+    def time_left(self) -> float:
+        return self.budget_s - (time.monotonic() - self.started)
+
+    def run(self, loop: Loop) -> Loop:
+        while True:
+            loop.view.time_left_s = self.time_left()
+            loop.view.steps_left = self.max_steps - len(loop.view.steps)
+            if loop.view.steps_left <= 0 or loop.view.time_left_s <= 0:
+                loop.stop_reason = "budget spent" if loop.view.time_left_s <= 0 else "step limit reached"
+                return loop
+            plan = self.bus.request("planner", PlanRequest(run=loop.view))
+            assert isinstance(plan, Plan)
+            if plan.done or not plan.tasks:
+                loop.stop_reason = plan.reason
+                return loop
+            for task in plan.tasks:
+                step = self.step(loop, task)
+                self.on_step(Progress(step, loop.best, time.monotonic() - self.started, self.time_left()))
+
+    def step(self, loop: Loop, task: Task) -> StepSummary:
+        """One hypothesis: code it, run it, fix it in place if it fails, judge it, learn from it."""
+        started_at, t0 = now(), time.monotonic()
+        step_id = len(loop.view.steps)
+        parent = loop.by_id(task.parent)
+        state = self.sandbox.state()
+        cell = self.bus.request("coder", CodeRequest(task=task, state=state))
+        assert isinstance(cell, Cell)
+        attempts: list[Attempt] = []
+        while True:
+            timeout = max(1.0, min(self.cell_timeout_s, self.time_left()))
+            execution = self.sandbox.execute(cell.code, timeout=timeout)
+            evaluation = self.bus.request(
+                "evaluator",
+                EvaluateRequest(
+                    task=task,
+                    execution=execution,
+                    parent=parent.metrics if parent and task.judged else None,
+                    attempt=len(attempts),
+                    max_attempts=self.max_fix_attempts,
+                ),
+            )
+            assert isinstance(evaluation, Evaluation)
+            attempts.append(Attempt(code=cell.code, execution=execution, feedback=evaluation.feedback, fix_rule=cell.rule))
+            if evaluation.verdict != Verdict.RETRY:
+                break
+            fix = FixRequest(
+                task=task,
+                code=cell.code,
+                execution=execution,
+                feedback=evaluation.feedback,
+                attempt=len(attempts),
+                state=self.sandbox.state(),
+            )
+            cell = self.bus.request("coder", fix)
+            assert isinstance(cell, Cell)
+            if cell.gave_up:
+                evaluation = evaluation.model_copy(update={"verdict": Verdict.FAILED})
+                break
+        return self._record(loop, task, step_id, attempts, evaluation, parent, started_at, time.monotonic() - t0)
+
+    def _record(
+        self,
+        loop: Loop,
+        task: Task,
+        step_id: int,
+        attempts: list[Attempt],
+        evaluation: Evaluation,
+        parent: StepSummary | None,
+        started_at: str,
+        duration: float,
+    ) -> StepSummary:
+        last = attempts[-1]
+        step = StepSummary(
+            id=step_id,
+            parent=task.parent,
+            template_id=task.template_id,
+            kind=task.kind,
+            hypothesis=task.hypothesis,
+            params=task.params,
+            verdict=evaluation.verdict,
+            metrics=evaluation.metrics,
+            gain=evaluation.gain,
+            duration_s=duration,
+            attempts=len(attempts),
+            error=evaluation.feedback if evaluation.verdict == Verdict.FAILED else None,
+        )
+        loop.executions[step_id] = last.execution
+        if step.verdict in (Verdict.ACCEPTED, Verdict.DONE):
+            loop.cells[step_id] = last.code
+        if step.verdict == Verdict.ACCEPTED:
+            self.sandbox.execute(ACCEPT_CELL)
+            loop.view.best_step = step_id
+        if step.kind == "profile" and step.verdict == Verdict.DONE:
+            loop.view.profile = _last_record(last, "profile")
+        reflection = self.bus.request("reflector", ReflectRequest(step=step, attempts=attempts, parent=parent))
+        assert isinstance(reflection, Reflection)
+        step.lesson = reflection.lesson
+        loop.view.steps.append(step)
+        self.store.record_step(self.run_id, step, attempts, started_at)
+        _write_note(self.sandbox.workdir / "steps", step, reflection.note)
+        return step
+
+
+def _last_record(attempt: Attempt, kind: str) -> dict[str, Any]:
+    records = attempt.execution.records(kind)
+    return records[-1] if records else {}
+
+
+def _write_note(folder: Path, step: StepSummary, note: str) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / f"{step.id:03d}-{step.template_id}.md").write_text(note)

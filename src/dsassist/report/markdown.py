@@ -1,0 +1,170 @@
+"""report.md: the question and its answer, the data, what was tried, what helped, the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from dsassist.controller import Loop
+from dsassist.messages import StepSummary, Verdict
+
+
+def answer_for(loop: Loop, question: str, target: str, drivers: list[dict[str, Any]]) -> str:
+    """A direct answer from the evidence: the best model's score and the columns that drive it."""
+    best, baseline = loop.best, _baseline(loop)
+    if best is None or best.metrics is None:
+        return f"No model could be validated ({loop.stop_reason}); see the steps below."
+    m = best.metrics
+    score = f"{m.metric} {m.mean:.4f} ± {m.std:.4f}"
+    versus = f" against {baseline.metrics.mean:.4f} for a dummy baseline" if baseline and baseline.metrics else ""
+    lines = [f"The best pipeline (step {best.id}, {_model(loop)}) reaches {score} in cross-validation{versus}."]
+    if drivers:
+        lines.append(f"What drives `{target}` most, by permutation importance on held-out folds:")
+        for d in drivers[:5]:
+            lines.append(f"- **{d['column']}** (importance {d['importance']:.4f}): {d['effect']}")
+    return "\n".join(lines)
+
+
+def write_report(loop: Loop, folder: Path, meta: dict[str, Any], answer: str) -> None:
+    plot = _progress_plot(loop, folder / "plots" / "progress.png")
+    question = meta["question"] or f"How well can {meta['target']!r} be predicted, and from what?"
+    parts = [
+        f"# DSAssist report: {meta['data_name']}",
+        "",
+        f"**Question.** {question}",
+        "",
+        "## Answer",
+        "",
+        answer,
+        "",
+        "## Data",
+        "",
+        _profile_section(loop.view.profile, meta),
+        "",
+        "## Validation",
+        "",
+        meta["validation_text"],
+        "",
+        "## What was tried",
+        "",
+        _steps_table(loop),
+        "",
+        "## What helped",
+        "",
+        _helped(loop),
+        "",
+        "## Best pipeline",
+        "",
+        _best_section(loop),
+        "",
+        "## Plots",
+        "",
+        f"![score by step]({plot})" if plot else "",
+        *[f"![{title}]({path})" for title, path in meta["plots"]],
+        "",
+        f"Stopped: {loop.stop_reason}. Elapsed {meta['elapsed_s']:.1f}s. "
+        "Per-step notes are in `steps/`, the winning path in `notebook.ipynb`.",
+        "",
+    ]
+    (folder / "report.md").write_text("\n".join(parts))
+
+
+def _baseline(loop: Loop) -> StepSummary | None:
+    return next((s for s in loop.view.steps if s.kind == "baseline" and s.metrics), None)
+
+
+def _model(loop: Loop) -> str:
+    from dsassist.templates.tabular.library import best_spec
+
+    spec = best_spec(loop.view)
+    params = spec.get("params") or {}
+    return spec.get("model", "?") + (f" {params}" if params else "")
+
+
+def _profile_section(profile: dict[str, Any], meta: dict[str, Any]) -> str:
+    if not profile:
+        return "The profile step did not complete."
+    lines = [
+        f"`{meta['data_path']}`: {profile['rows']} rows, {len(profile['columns'])} feature columns, "
+        f"sha256 `{meta['sha256'][:12]}`. Task: {meta['task']}, scored by {meta['metric']}.",
+        "",
+        f"Target `{meta['target']}`: {_target_text(profile['target'])}",
+        "",
+        "| column | kind | dtype | missing | distinct |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for col, info in profile["columns"].items():
+        lines.append(f"| {col} | {info['kind']} | {info['dtype']} | {info['missing']:.1%} | {info['unique']} |")
+    if profile["suspicious"]:
+        lines += ["", "Excluded before modelling:", ""]
+        lines += [f"- `{col}`: {why}" for col, why in profile["suspicious"].items()]
+    return "\n".join(lines)
+
+
+def _target_text(target: dict[str, Any]) -> str:
+    if "classes" in target:
+        total = sum(target["classes"].values())
+        return ", ".join(f"{k}: {v} ({v / total:.0%})" for k, v in target["classes"].items())
+    return f"mean {target['mean']:.4g}, std {target['std']:.4g}, range {target['min']:.4g} to {target['max']:.4g}, skew {target['skew']}"
+
+
+def _steps_table(loop: Loop) -> str:
+    lines = ["| step | parent | hypothesis | verdict | score | gain | time |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for s in loop.view.steps:
+        score = f"{s.metrics.mean:.4f} ± {s.metrics.std:.4f}" if s.metrics else ""
+        gain = f"{s.gain:+.4f}" if s.gain is not None else ""
+        fixes = f" (fixed after {s.attempts - 1})" if s.attempts > 1 and s.verdict != Verdict.FAILED else ""
+        parent = "" if s.parent is None else str(s.parent)
+        lines.append(
+            f"| {s.id} | {parent} | {s.hypothesis} | {s.verdict.value}{fixes} | {score} | {gain} | {s.duration_s:.1f}s |"
+        )
+    return "\n".join(lines)
+
+
+def _helped(loop: Loop) -> str:
+    kept = [s for s in loop.view.steps if s.verdict == Verdict.ACCEPTED and s.gain is not None]
+    if not kept:
+        return "No hypothesis beat the baseline chain beyond noise."
+    return "\n".join(f"- step {s.id}, {s.hypothesis}: {s.gain:+.4f} {s.metrics.metric}" for s in kept if s.metrics)
+
+
+def _best_section(loop: Loop) -> str:
+    best = loop.best
+    if best is None or best.metrics is None:
+        return "None."
+    m = best.metrics
+    folds = ", ".join(f"{v:.4f}" for v in m.folds)
+    extra = ", ".join(f"{k} {v:.4f}" for k, v in m.secondary.items())
+    return (
+        f"Step {best.id}: `{_model(loop)}` with the kept feature changes.\n\n"
+        f"- {m.metric}: **{m.mean:.4f} ± {m.std:.4f}** (folds: {folds})\n"
+        f"- also: {extra}\n"
+        f"- saved as `model.pkl`; apply it with `dsassist predict RUN_FOLDER new.csv -o predictions.csv`"
+    )
+
+
+def _progress_plot(loop: Loop, path: Path) -> str | None:
+    judged = [s for s in loop.view.steps if s.metrics is not None]
+    if not judged:
+        return None
+    path.parent.mkdir(exist_ok=True)
+    higher = judged[0].metrics.higher_is_better
+    best_so_far, running = [], None
+    for s in judged:
+        v = s.metrics.mean
+        if s.verdict == Verdict.ACCEPTED:
+            running = v if running is None else (max(running, v) if higher else min(running, v))
+        best_so_far.append(running)
+    fig = Figure(figsize=(8, 3.5))  # no pyplot: no global backend, no figure manager
+    ax = fig.subplots()
+    colors = ["tab:green" if s.verdict == Verdict.ACCEPTED else "tab:gray" for s in judged]
+    ax.scatter([s.id for s in judged], [s.metrics.mean for s in judged], c=colors, zorder=3)
+    ax.step([s.id for s in judged], best_so_far, where="post", color="tab:green", label="best so far")
+    ax.set_xlabel("step")
+    ax.set_ylabel(judged[0].metrics.metric)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return str(path.relative_to(path.parent.parent))

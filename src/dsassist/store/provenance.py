@@ -1,0 +1,144 @@
+"""The provenance store: one SQLite file per run folder, schema kept by Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, insert, select, update
+
+from dsassist.messages import Attempt, StepSummary
+from dsassist.store import schema
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema version."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class ProvenanceStore:
+    """Writes what the loop does, as it does it; reads it back for reports and queries."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.engine = create_engine(f"sqlite:///{self.path}")
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def start_run(self, run_id: str, config: dict[str, Any], dataset: dict[str, Any]) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                insert(schema.runs).values(
+                    id=run_id,
+                    created_at=now(),
+                    status="running",
+                    question=config.get("question", ""),
+                    target=config["target"],
+                    task=config["task"],
+                    metric=config["metric"],
+                    seed=config["seed"],
+                    config=config,
+                )
+            )
+            c.execute(insert(schema.datasets).values(run_id=run_id, **dataset))
+
+    def record_step(self, run_id: str, step: StepSummary, attempts: list[Attempt], started_at: str) -> None:
+        """The step, each attempt's execution, and a fix record linking each failure to its repair."""
+        m = step.metrics
+        with self.engine.begin() as c:
+            c.execute(
+                insert(schema.steps).values(
+                    run_id=run_id,
+                    id=step.id,
+                    parent_id=step.parent,
+                    template_id=step.template_id,
+                    kind=step.kind,
+                    hypothesis=step.hypothesis,
+                    params=step.params,
+                    verdict=step.verdict.value,
+                    metric=m.metric if m else None,
+                    score=m.mean if m else None,
+                    std=m.std if m else None,
+                    gain=step.gain,
+                    metrics=m.model_dump() if m else None,
+                    error=step.error,
+                    attempts=len(attempts),
+                    started_at=started_at,
+                    duration_s=step.duration_s,
+                )
+            )
+            previous: tuple[int, str] | None = None
+            for i, attempt in enumerate(attempts):
+                exe = attempt.execution
+                execution_id = c.execute(
+                    insert(schema.executions).values(
+                        run_id=run_id,
+                        step_id=step.id,
+                        attempt=i,
+                        code=attempt.code,
+                        ok=exe.ok,
+                        stdout=exe.stdout,
+                        stderr=exe.stderr,
+                        error_name=exe.error.name if exe.error else None,
+                        error_value=exe.error.value if exe.error else None,
+                        traceback=exe.error.traceback if exe.error else None,
+                        outputs=[o.model_dump(exclude_none=True) for o in exe.outputs],
+                        duration_s=exe.duration_s,
+                    )
+                ).inserted_primary_key[0]
+                if previous is not None:
+                    c.execute(
+                        insert(schema.fixes).values(
+                            run_id=run_id,
+                            step_id=step.id,
+                            failed_execution_id=previous[0],
+                            fixed_execution_id=execution_id,
+                            rule=attempt.fix_rule,
+                            feedback=previous[1],
+                        )
+                    )
+                previous = (execution_id, attempt.feedback)
+            if step.lesson:
+                c.execute(insert(schema.lessons).values(run_id=run_id, step_id=step.id, text=step.lesson))
+
+    def finish_run(
+        self, run_id: str, status: str, best_step: int | None, best_score: float | None, answer: str
+    ) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                update(schema.runs)
+                .where(schema.runs.c.id == run_id)
+                .values(
+                    status=status, finished_at=now(), best_step=best_step, best_score=best_score, answer=answer
+                )
+            )
+
+    def rows(self, table: str, run_id: str) -> list[dict[str, Any]]:
+        """All rows of one table for one run, in insertion order."""
+        t = schema.metadata.tables[table]
+        key = t.c.id if table == "runs" else t.c.run_id
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(select(t).where(key == run_id))]

@@ -1,0 +1,111 @@
+"""The provenance tables (SQLAlchemy Core). Change them only together with a migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", String(32), nullable=False),
+    Column("finished_at", String(32)),
+    Column("status", String(16), nullable=False),  # running, finished, failed, interrupted
+    Column("question", Text, nullable=False, default=""),
+    Column("target", String(256), nullable=False),
+    Column("task", String(16), nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("best_step", Integer),
+    Column("best_score", Float),
+    Column("answer", Text),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("runs.id"), nullable=False, index=True),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("n_rows", Integer, nullable=False),
+    Column("n_cols", Integer, nullable=False),
+    Column("format", String(16), nullable=False),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("id", Integer, primary_key=True),
+    Column("parent_id", Integer),
+    Column("template_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("hypothesis", Text, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("metric", String(32)),
+    Column("score", Float),
+    Column("std", Float),
+    Column("gain", Float),
+    Column("metrics", JSON),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("started_at", String(32), nullable=False),
+    Column("duration_s", Float, nullable=False),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("step_id", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("stdout", Text, nullable=False),
+    Column("stderr", Text, nullable=False),
+    Column("error_name", String(128)),
+    Column("error_value", Text),
+    Column("traceback", JSON),
+    Column("outputs", JSON, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    ForeignKeyConstraint(["run_id", "step_id"], ["steps.run_id", "steps.id"]),
+)
+
+fixes = Table(
+    "fixes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("step_id", Integer, nullable=False),
+    Column("failed_execution_id", Integer, ForeignKey("executions.id"), nullable=False),
+    Column("fixed_execution_id", Integer, ForeignKey("executions.id"), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("feedback", Text, nullable=False),
+)
+
+lessons = Table(
+    "lessons",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("step_id", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+)

@@ -1,0 +1,482 @@
+"""What the tabular experiment cells call inside the kernel: profiling, pipelines, scoring.
+
+Cells stay short and readable (`evaluate(build_pipeline(spec, columns), X, y, folds)`),
+and the same functions run when the exported notebook is re-executed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    StratifiedKFold,
+    TimeSeriesSplit,
+    cross_validate,
+)
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    StandardScaler,
+    TargetEncoder,
+)
+
+RECORD_MIME = "application/vnd.dsassist.{kind}+json"
+
+# metric name -> (sklearn scorer, higher is better)
+METRICS: dict[str, tuple[str, bool]] = {
+    "roc_auc": ("roc_auc_ovr", True),
+    "accuracy": ("accuracy", True),
+    "balanced_accuracy": ("balanced_accuracy", True),
+    "log_loss": ("neg_log_loss", False),
+    "f1": ("f1", True),
+    "rmse": ("neg_root_mean_squared_error", False),
+    "mae": ("neg_mean_absolute_error", False),
+    "r2": ("r2", True),
+}
+DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
+SECONDARY = {
+    "binary": ["accuracy", "log_loss"],
+    "multiclass": ["log_loss", "balanced_accuracy"],
+    "regression": ["r2", "mae"],
+}
+TARGET_LABEL = "target={}"
+_ID_NAME = re.compile(r"(^|_)(id|uuid|key|index|idx)$|^(id|uuid)_|identifier", re.IGNORECASE)
+
+
+def publish(kind: str, record: dict[str, Any]) -> None:
+    """Hand a structured record to whoever runs the kernel (the controller, or a notebook)."""
+    try:
+        from IPython.display import display
+    except ImportError:  # plain Python: nobody is listening
+        return
+    display({RECORD_MIME.format(kind=kind): record}, raw=True)
+
+
+def load_table(path: str) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet file by its extension."""
+    suffix = str(path).lower().rsplit(".", 1)[-1]
+    if suffix in ("parquet", "pq"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep="\t" if suffix == "tsv" else ",")
+
+
+# ---- profiling ------------------------------------------------------------------------
+
+
+def column_kind(s: pd.Series) -> str:
+    """numeric, categorical, datetime, text, identifier or constant."""
+    non_null = s.dropna()
+    n, n_unique = len(non_null), non_null.nunique()
+    if n_unique <= 1:
+        return "constant"
+    if pd.api.types.is_bool_dtype(s):
+        return "categorical"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime"
+    if pd.api.types.is_numeric_dtype(s):
+        integral = pd.api.types.is_integer_dtype(s)
+        if integral and n_unique == n and _ID_NAME.search(str(s.name)):
+            return "identifier"
+        return "numeric"
+    text = non_null.astype(str)
+    if _looks_like_dates(text):
+        return "datetime"
+    words = text.str.split().str.len().mean()
+    if n_unique == n and words <= 1.5 and n > 20:
+        return "identifier"
+    if words >= 2.5 or (n_unique > 0.5 * n and words > 1.5):
+        return "text"
+    return "categorical"
+
+
+def _looks_like_dates(text: pd.Series) -> bool:
+    sample = text.head(200)
+    if not sample.str.contains(r"\d{1,4}[-/:.]\d{1,2}", regex=True).mean() > 0.9:
+        return False
+    parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return parsed.notna().mean() > 0.9
+
+
+def _alone_score(x: pd.Series, y: pd.Series, task: str) -> float:
+    """How well one column predicts the target on its own: purity or |correlation|, in [0, 1]."""
+    frame = pd.DataFrame({"x": x, "y": y}).dropna()
+    if len(frame) < 10:
+        return 0.0
+    if task == "regression":
+        if pd.api.types.is_numeric_dtype(frame["x"]) and not pd.api.types.is_bool_dtype(frame["x"]):
+            return float(abs(frame["x"].corr(frame["y"], method="spearman")))
+        if frame["x"].nunique() > len(frame) / 2:
+            return 0.0
+        fitted = frame.groupby("x")["y"].transform("mean")
+        resid = ((frame["y"] - fitted) ** 2).sum()
+        total = ((frame["y"] - frame["y"].mean()) ** 2).sum()
+        return float(1 - resid / total) if total > 0 else 0.0
+    if pd.api.types.is_numeric_dtype(frame["x"]) and frame["x"].nunique() > 20:
+        codes = pd.qcut(frame["x"], 20, duplicates="drop")
+    elif frame["x"].nunique() > len(frame) / 2:
+        return 0.0
+    else:
+        codes = frame["x"]
+    majority = frame.groupby(codes, observed=True)["y"].agg(lambda v: v.value_counts().iloc[0]).sum()
+    return float(majority / len(frame))
+
+
+def _duplicate_of(df: pd.DataFrame, col: str, earlier: list[str]) -> str | None:
+    """An earlier column that carries the same information (a one-to-one relabelling)."""
+    a = df[col].astype("string").fillna("<NA>")
+    if a.nunique() > 50:
+        return None
+    for other in earlier:
+        b = df[other].astype("string").fillna("<NA>")
+        if b.nunique() != a.nunique():
+            continue
+        if (pd.DataFrame({"a": a, "b": b}).drop_duplicates().shape[0]) == a.nunique():
+            return other
+    return None
+
+
+def profile_data(X: pd.DataFrame, y: pd.Series, task: str) -> dict[str, Any]:
+    """Types, missing values, cardinality, target balance and suspicious columns."""
+    columns: dict[str, dict[str, Any]] = {}
+    suspicious: dict[str, str] = {}
+    baseline = _majority_share(y) if task != "regression" else 0.0
+    for i, col in enumerate(X.columns):
+        s = X[col]
+        kind = column_kind(s)
+        info: dict[str, Any] = {
+            "kind": kind,
+            "dtype": str(s.dtype),
+            "missing": round(float(s.isna().mean()), 4),
+            "unique": int(s.nunique()),
+        }
+        if kind == "numeric":
+            info["skew"] = round(float(s.skew()), 2) if s.nunique() > 2 else 0.0
+        columns[col] = info
+        if kind in ("identifier", "constant"):
+            suspicious[col] = f"{kind}: {info['unique']} distinct values in {len(s)} rows"
+            continue
+        alone = _alone_score(s, y, task)
+        info["alone"] = round(alone, 4)
+        if alone >= 0.99 and (task == "regression" or baseline < 0.97):
+            what = "|correlation|" if task == "regression" else "purity"
+            suspicious[col] = f"leak: alone it predicts the target ({what} {alone:.3f})"
+            continue
+        twin = _duplicate_of(X, col, list(X.columns[:i]))
+        if twin is not None and twin not in suspicious:
+            suspicious[col] = f"duplicate: a relabelling of {twin!r}"
+    return {
+        "rows": len(X),
+        "columns": columns,
+        "suspicious": suspicious,
+        "target": _target_summary(y, task),
+        "time_column": _time_order_column(X, columns),
+        "group_column": _group_column(X, columns),
+    }
+
+
+def _majority_share(y: pd.Series) -> float:
+    return float(y.value_counts(normalize=True).iloc[0])
+
+
+def _target_summary(y: pd.Series, task: str) -> dict[str, Any]:
+    if task == "regression":
+        return {
+            "mean": float(y.mean()),
+            "std": float(y.std()),
+            "min": float(y.min()),
+            "max": float(y.max()),
+            "skew": round(float(y.skew()), 2),
+        }
+    counts = y.value_counts()
+    return {"classes": {str(k): int(v) for k, v in counts.items()}, "majority": _majority_share(y)}
+
+
+def _time_order_column(X: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> str | None:
+    """A datetime column by which the rows are already ordered: the data is a time series."""
+    for col, info in columns.items():
+        if info["kind"] == "datetime":
+            t = pd.to_datetime(X[col], errors="coerce", format="mixed")
+            if t.notna().mean() > 0.95 and t.dropna().is_monotonic_increasing:
+                return col
+    return None
+
+
+def _group_column(X: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> str | None:
+    """An id-like column whose values repeat: rows of one entity must stay in one fold."""
+    for col, info in columns.items():
+        repeats = 1.5 <= len(X) / max(info["unique"], 1) <= 50
+        if _ID_NAME.search(str(col)) and info["missing"] == 0 and repeats:
+            return col
+    return None
+
+
+def feature_columns(profile: dict[str, Any], exclude: dict[str, str]) -> dict[str, list[str]]:
+    """Usable columns grouped by kind, without the excluded ones."""
+    kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "datetime": [], "text": []}
+    for col, info in profile["columns"].items():
+        if col not in exclude and info["kind"] in kinds:
+            kinds[info["kind"]].append(col)
+    return kinds
+
+
+# ---- validation -----------------------------------------------------------------------
+
+
+def make_folds(
+    X: pd.DataFrame,
+    y: pd.Series,
+    task: str,
+    scheme: str,
+    n_splits: int = 5,
+    seed: int = 0,
+    column: str | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Fixed train/validation index pairs, so every comparison uses the same folds."""
+    if scheme == "time":
+        order = np.argsort(pd.to_datetime(X[column], errors="coerce", format="mixed").values, kind="stable")
+        return [(order[tr], order[va]) for tr, va in TimeSeriesSplit(n_splits).split(order)]
+    if scheme == "group":
+        splitter = GroupKFold(n_splits)
+        return list(splitter.split(X, y, groups=X[column]))
+    if scheme == "stratified":
+        splitter = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+        return list(splitter.split(X, y))
+    return list(KFold(n_splits, shuffle=True, random_state=seed).split(X))
+
+
+# ---- pipelines ------------------------------------------------------------------------
+
+BASE_SPEC: dict[str, Any] = {
+    "model": "dummy",
+    "params": {},
+    "impute": "median",
+    "missing_indicators": False,
+    "categorical": "onehot",
+    "log_features": [],
+    "date_parts": False,
+    "text": False,
+    "log_target": False,
+}
+
+
+def date_parts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Year, month, day of week and hour of each datetime column."""
+    parts = {}
+    for col in frame.columns:
+        t = pd.to_datetime(frame[col], errors="coerce", format="mixed")
+        parts[f"{col}_year"] = t.dt.year
+        parts[f"{col}_month"] = t.dt.month
+        parts[f"{col}_dayofweek"] = t.dt.dayofweek
+        parts[f"{col}_hour"] = t.dt.hour
+    return pd.DataFrame(parts, index=frame.index).astype(float)
+
+
+def as_text(frame: pd.DataFrame) -> pd.Series:
+    """All text columns joined into one string per row, missing as empty."""
+    return frame.astype("string").fillna("").agg(" ".join, axis=1)
+
+
+def as_object(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categories as plain Python objects, missing as one more category."""
+    return frame.astype("string").fillna("__missing__").astype(object)
+
+
+def signed_log(frame: pd.DataFrame) -> pd.DataFrame:
+    return np.sign(frame) * np.log1p(np.abs(frame))
+
+
+def make_model(name: str, task: str, params: dict[str, Any], seed: int = 0) -> Any:
+    classify = task != "regression"
+    if name == "dummy":
+        return DummyClassifier(strategy="prior") if classify else DummyRegressor()
+    if name == "linear":
+        if classify:
+            return LogisticRegression(max_iter=2000, **{"C": 1.0, **params})
+        return Ridge(**{"alpha": 1.0, **params})
+    if name == "random_forest":
+        cls = RandomForestClassifier if classify else RandomForestRegressor
+        defaults = {"n_estimators": 300, "min_samples_leaf": 1, "n_jobs": 2, "random_state": seed}
+        return cls(**{**defaults, **params})
+    if name == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        cls = LGBMClassifier if classify else LGBMRegressor
+        defaults = {
+            "n_estimators": 200,
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_child_samples": 20,
+            "subsample": 1.0,
+            "colsample_bytree": 1.0,
+            "random_state": seed,
+            "n_jobs": 2,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
+        return cls(**{**defaults, **params})
+    raise ValueError(f"unknown model {name!r}")
+
+
+def build_pipeline(spec: dict[str, Any], columns: dict[str, list[str]], task: str, seed: int = 0) -> Pipeline:
+    """An unfitted sklearn pipeline from raw feature columns to predictions."""
+    spec = {**BASE_SPEC, **spec}
+    linear = spec["model"] == "linear"
+    logged = [c for c in spec["log_features"] if c in columns["numeric"]]
+    plain = [c for c in columns["numeric"] if c not in logged]
+    impute = SimpleImputer(strategy=spec["impute"], add_indicator=spec["missing_indicators"])
+    parts: list[tuple[str, Any, Any]] = []
+    if plain:
+        steps = [impute] + ([StandardScaler()] if linear else [])
+        parts.append(("numeric", make_pipeline(*steps), plain))
+    if logged:
+        steps = [FunctionTransformer(signed_log), SimpleImputer(strategy=spec["impute"])]
+        parts.append(("log", make_pipeline(*steps, *([StandardScaler()] if linear else [])), logged))
+    if columns["categorical"]:
+        parts.append(("categorical", _encoder(spec["categorical"], task, linear, seed), columns["categorical"]))
+    if spec["date_parts"] and columns["datetime"]:
+        dates = make_pipeline(FunctionTransformer(date_parts), SimpleImputer(strategy="median"))
+        parts.append(("dates", dates, columns["datetime"]))
+    if spec["text"] and columns["text"]:
+        text = make_pipeline(FunctionTransformer(as_text), TfidfVectorizer(min_df=2, max_features=300))
+        parts.append(("text", text, columns["text"]))
+    prep = ColumnTransformer(parts, remainder="drop") if parts else "passthrough"
+    model = make_model(spec["model"], task, spec["params"], seed)
+    if spec["log_target"] and task == "regression":
+        model = TransformedTargetRegressor(regressor=model, func=np.log1p, inverse_func=np.expm1)
+    return Pipeline([("prep", prep), ("model", model)])
+
+
+def _encoder(kind: str, task: str, linear: bool, seed: int) -> Any:
+    to_object = FunctionTransformer(as_object)
+    if kind == "ordinal":
+        codes = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+        return make_pipeline(to_object, codes, *([StandardScaler()] if linear else []))
+    if kind == "target":
+        target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
+        return make_pipeline(to_object, TargetEncoder(target_type=target_type, random_state=seed))
+    onehot = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False)
+    return make_pipeline(to_object, onehot)
+
+
+# ---- scoring --------------------------------------------------------------------------
+
+
+def evaluate(
+    pipeline: Pipeline,
+    X: pd.DataFrame,
+    y: pd.Series,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    metric: str,
+    task: str,
+) -> dict[str, Any]:
+    """Cross-validate on the fixed folds, print a summary and publish the metrics record."""
+    names = [metric, *[m for m in SECONDARY[task] if m != metric]]
+    scoring = {m: _scorer(m, task) for m in names}
+    cv = cross_validate(pipeline, X, y, cv=folds, scoring=scoring, error_score="raise")
+    scores = {m: _oriented(cv[f"test_{m}"], m) for m in names}
+    main = scores[metric]
+    record = {
+        "metric": metric,
+        "higher_is_better": METRICS[metric][1],
+        "folds": [round(float(s), 6) for s in main],
+        "mean": round(float(np.mean(main)), 6),
+        "std": round(float(np.std(main)), 6),
+        "secondary": {m: round(float(np.mean(scores[m])), 6) for m in names[1:]},
+        "fit_time_s": round(float(np.sum(cv["fit_time"])), 3),
+    }
+    publish("metrics", record)
+    print(f"{metric}: {record['mean']:.4f} ± {record['std']:.4f} over {len(folds)} folds")
+    return record
+
+
+def _scorer(metric: str, task: str) -> Any:
+    name = METRICS[metric][0]
+    if metric == "roc_auc" and task == "binary":
+        name = "roc_auc"
+    return get_scorer(name)
+
+
+def _oriented(values: np.ndarray, metric: str) -> np.ndarray:
+    """sklearn negates losses; report them as the positive numbers people know."""
+    return -values if METRICS[metric][0].startswith("neg_") else values
+
+
+# ---- the final model and what drives it -----------------------------------------------
+
+
+def drivers(
+    pipeline: Pipeline,
+    columns: dict[str, list[str]],
+    X: pd.DataFrame,
+    y: pd.Series,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    metric: str,
+    task: str,
+    seed: int = 0,
+    top: int = 10,
+) -> pd.DataFrame:
+    """Permutation importance of each raw column on held-out folds, with the direction of effect."""
+    from sklearn.base import clone
+
+    scorer = _scorer(metric, task)
+    X = X[[c for cols in columns.values() for c in cols]]  # only the columns the model may use
+    drops = []
+    for train, valid in folds[:2]:
+        fitted = clone(pipeline).fit(X.iloc[train], y.iloc[train])
+        result = permutation_importance(
+            fitted, X.iloc[valid], y.iloc[valid], scoring=scorer, n_repeats=3, random_state=seed
+        )
+        drops.append(result.importances_mean)
+    importance = pd.Series(np.mean(drops, axis=0), index=X.columns)
+    table = importance.sort_values(ascending=False).head(top).to_frame("importance")
+    table["effect"] = [_effect(X[c], y, task) for c in table.index]
+    publish("drivers", {"columns": table.reset_index(names="column").to_dict(orient="records")})
+    return table
+
+
+def _effect(x: pd.Series, y: pd.Series, task: str) -> str:
+    """A one-phrase description of how the target moves with one column."""
+    numeric = pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x)
+    if task == "multiclass":
+        if numeric:
+            means = x.groupby(y).mean().sort_values()
+            return f"highest for {means.index[-1]} ({means.iloc[-1]:.4g}), lowest for {means.index[0]} ({means.iloc[0]:.4g})"
+        modes = y.groupby(x.astype("string").fillna("missing")).agg(lambda v: v.mode().iloc[0])
+        return "most common class by value: " + ", ".join(f"{k}: {v}" for k, v in modes.head(4).items())
+    if task == "binary":
+        positive = sorted(y.unique())[-1]
+        target, label = (y == positive).astype(float), f"share of {TARGET_LABEL.format(positive)}"
+    else:
+        target, label = y.astype(float), "mean target"
+    if numeric and x.nunique() > 10:
+        return f"spearman {x.corr(target, method='spearman'):+.2f} with the target"
+    means = target.groupby(x.astype("string").fillna("missing")).mean().sort_values(ascending=False)
+    return f"{label} by value: " + ", ".join(f"{k}: {v:.2f}" for k, v in means.head(4).items())
+
+
+def save_model(pipeline: Pipeline, path: str, meta: dict[str, Any]) -> None:
+    """Pickle by value (cloudpickle), so the model loads where this kernel's code is absent."""
+    import json
+
+    import cloudpickle
+
+    with open(path, "wb") as f:
+        cloudpickle.dump(pipeline, f)
+    with open(re.sub(r"\.pkl$", ".json", path), "w") as f:
+        json.dump(meta, f, indent=2, default=str)
