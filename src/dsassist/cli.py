@@ -24,19 +24,30 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _show(p: Progress) -> None:
-    s = p.step
-    verdict = s.verdict.value + (f" (fix x{s.attempts - 1})" if s.attempts > 1 else "")
-    score = f"{s.metrics.mean:.4f}" if s.metrics else "-"
-    best = f"{p.best.metrics.mean:.4f}" if p.best and p.best.metrics else "-"
-    parent = "-" if s.parent is None else str(s.parent)
-    style = VERDICT_STYLE.get(s.verdict.value, "white")
-    console.print(
-        f"{s.id:>3} ← {parent:>3}  [{style}]{verdict:<16}[/{style}] {score:>8}  best {best:>8}  "
-        f"{p.elapsed_s:6.1f}s  left {max(p.time_left_s, 0):6.1f}s  {s.hypothesis}",
-        highlight=False,
-        soft_wrap=True,
-    )
+class LiveView:
+    """One line per step as it finishes; the header waits until the inputs have been checked."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.started = False
+
+    def __call__(self, p: Progress) -> None:
+        if not self.started:
+            console.print(self.title, highlight=False)
+            console.print(" id ← par  verdict             score      best      time        left  hypothesis", style="dim")
+            self.started = True
+        s = p.step
+        verdict = s.verdict.value + (f" (fix x{s.attempts - 1})" if s.attempts > 1 else "")
+        score = f"{s.metrics.mean:.4f}" if s.metrics else "-"
+        best = f"{p.best.metrics.mean:.4f}" if p.best and p.best.metrics else "-"
+        parent = "-" if s.parent is None else str(s.parent)
+        style = VERDICT_STYLE.get(s.verdict.value, "white")
+        console.print(
+            f"{s.id:>3} ← {parent:>3}  [{style}]{verdict:<16}[/{style}] {score:>8}  best {best:>8}  "
+            f"{p.elapsed_s:6.1f}s  left {max(p.time_left_s, 0):6.1f}s  {s.hypothesis}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -56,11 +67,10 @@ def run(
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty run folder")] = False,
 ) -> None:
     """Run plan -> code -> execute -> evaluate -> reflect cycles on DATA."""
-    console.print(f"[bold]DSAssist[/bold] {data} → {out}  (target {target!r}, budget {budget})", highlight=False)
-    console.print(" id ← par  verdict             score      best      time        left  hypothesis", style="dim")
+    view = LiveView(f"[bold]DSAssist[/bold] {data} → {out}  (target {target!r}, budget {budget})")
     try:
         result = api.run(
-            data, target, out, question=question, budget=budget, on_step=_show, max_steps=max_steps,
+            data, target, out, question=question, budget=budget, on_step=view, max_steps=max_steps,
             seed=seed, metric=metric, folds=folds, group_column=group, time_column=time_column,
             templates_file=templates, overwrite=overwrite,
         )

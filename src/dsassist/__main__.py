@@ -1,0 +1,3 @@
+from dsassist.cli import main
+
+main()
