@@ -45,7 +45,7 @@ def db_rows(out: Path, sql: str) -> list[tuple]:
 
 
 def test_run_beats_the_baseline_with_enough_steps(finished):
-    _, out, result = finished
+    _, _, result = finished
     assert result["steps"] >= 8
     assert result["status"] == "finished"
     gain = result["best_score"] - result["baseline_score"]
@@ -56,7 +56,7 @@ def test_run_folder_files_exist_and_agree(finished):
     _, out, result = finished
     for name in ("report.md", "notebook.ipynb", "model.pkl", "model.json", "provenance.db", "result.json"):
         assert (out / name).is_file(), name
-    (score, std), = db_rows(out, f"select score, std from steps where id = {result['best_step']}")
+    ((score, std),) = db_rows(out, f"select score, std from steps where id = {result['best_step']}")
     assert score == pytest.approx(result["best_score"]) and std == pytest.approx(result["best_std"])
     assert db_rows(out, "select count(*) from steps")[0][0] == result["steps"]
     run_best = db_rows(out, "select best_step, best_score, status from runs")[0]
@@ -74,7 +74,13 @@ def test_notebook_reexecutes_to_the_reported_score(finished, tmp_path):
     nb = nbformat.read(out / "notebook.ipynb", as_version=4)
     NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
     mime = "application/vnd.dsassist.metrics+json"
-    scores = [o["data"][mime]["mean"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if mime in o.get("data", {})]
+    scores = [
+        o["data"][mime]["mean"]
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if mime in o.get("data", {})
+    ]
     assert scores[-1] == pytest.approx(result["best_score"], abs=1e-9)
     assert (tmp_path / "model.pkl").is_file()
 
@@ -88,7 +94,9 @@ def test_predict_keeps_rows_and_adds_predictions(finished, example, tmp_path):
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert len(pred) == len(new)
     assert list(pred.columns[: new.shape[1]]) == list(new.columns)
-    pd.testing.assert_series_equal(pred[new.columns[0]], new[new.columns[0]].reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_series_equal(
+        pred[new.columns[0]], new[new.columns[0]].reset_index(drop=True), check_dtype=False
+    )
     if result["task"] == "regression":
         assert pred["prediction"].notna().all()
     else:
@@ -112,7 +120,11 @@ def test_injected_faults_are_fixed_in_place_and_recorded(tmp_path, example):
     fixes = dict(db_rows(out, "select s.template_id, f.rule from fixes f join steps s on s.id = f.step_id"))
     assert fixes == {"probe_import": "add-missing-import", "probe_column": "use-existing-column"}
     for template in ("probe_import", "probe_column"):
-        attempts = db_rows(out, f"select e.ok from executions e join steps s on s.id = e.step_id where s.template_id = '{template}' order by e.attempt")
+        attempts = db_rows(
+            out,
+            "select e.ok from executions e join steps s on s.id = e.step_id "
+            f"where s.template_id = '{template}' order by e.attempt",
+        )
         assert attempts == [(0,), (1,)]
     (verdicts,) = db_rows(out, "select group_concat(verdict) from steps where template_id like 'probe_%'")
     assert "failed" not in verdicts
@@ -180,7 +192,17 @@ def test_predict_names_missing_columns(finished, tmp_path):
 
 def test_console_script_entry_point(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "dsassist", "run", str(tmp_path / "missing.csv"), "--target", "y", "--out", str(tmp_path / "o")],
+        [
+            sys.executable,
+            "-m",
+            "dsassist",
+            "run",
+            str(tmp_path / "missing.csv"),
+            "--target",
+            "y",
+            "--out",
+            str(tmp_path / "o"),
+        ],
         capture_output=True,
         text=True,
     )

@@ -88,7 +88,13 @@ def _run(cfg: RunConfig, on_step: Callable[[Progress], None] | None) -> RunResul
     store.start_run(
         run_id,
         record,
-        {"path": str(dataset.path), "sha256": dataset.sha256, "n_rows": rows, "n_cols": cols, "format": dataset.format},
+        {
+            "path": str(dataset.path),
+            "sha256": dataset.sha256,
+            "n_rows": rows,
+            "n_cols": cols,
+            "format": dataset.format,
+        },
     )
     view = RunView(
         task=task,
@@ -107,13 +113,26 @@ def _run(cfg: RunConfig, on_step: Callable[[Progress], None] | None) -> RunResul
         },
     )
     bus = InProcessBus(
-        {"planner": Planner(templates), "coder": Coder(templates), "evaluator": Evaluator(), "reflector": Reflector()}
+        {
+            "planner": Planner(templates),
+            "coder": Coder(templates),
+            "evaluator": Evaluator(),
+            "reflector": Reflector(),
+        }
     )
     loop, status = Loop(view=view), "finished"
     try:
         with Sandbox(out) as sandbox:
             controller = Controller(
-                bus, sandbox, store, run_id, cfg.budget_s, cfg.max_steps, cfg.cell_timeout_s, cfg.max_fix_attempts, on_step
+                bus,
+                sandbox,
+                store,
+                run_id,
+                cfg.budget_s,
+                cfg.max_steps,
+                cfg.cell_timeout_s,
+                cfg.max_fix_attempts,
+                on_step,
             )
             controller.run(loop)
     except KeyboardInterrupt:
@@ -146,7 +165,14 @@ def _prepare_folder(out: Path, overwrite: bool) -> Path:
 
 
 def _finish(
-    loop: Loop, cfg: RunConfig, out: Path, run_id: str, store: ProvenanceStore, sha256: str, status: str, elapsed: float
+    loop: Loop,
+    cfg: RunConfig,
+    out: Path,
+    run_id: str,
+    store: ProvenanceStore,
+    sha256: str,
+    status: str,
+    elapsed: float,
 ) -> RunResult:
     steps, best = loop.view.steps, loop.best
     baseline = next((s for s in steps if s.kind == "baseline" and s.metrics), None)
@@ -203,7 +229,8 @@ def _validation_text(v: dict[str, Any]) -> str:
     if not v:
         return "No validation scheme was set up."
     column = f" on `{v['column']}`" if v.get("column") else ""
-    return f"{v['scheme']} cross-validation{column}, {v['n_splits']} folds ({v['why']}); every comparison uses these folds."
+    folds = f"{v['n_splits']} folds ({v['why']})"
+    return f"{v['scheme']} cross-validation{column}, {folds}; every comparison uses these folds."
 
 
 def _plots(loop: Loop) -> list[tuple[str, str]]:

@@ -34,7 +34,10 @@ class LiveView:
     def __call__(self, p: Progress) -> None:
         if not self.started:
             console.print(self.title, highlight=False)
-            console.print(" id ← par  verdict             score      best      time        left  hypothesis", style="dim")
+            console.print(
+                " id ← par  verdict             score      best      time        left  hypothesis",
+                style="dim",
+            )
             self.started = True
         s = p.step
         verdict = s.verdict.value + (f" (fix x{s.attempts - 1})" if s.attempts > 1 else "")
@@ -59,10 +62,14 @@ def run(
     budget: Annotated[str, typer.Option(help="wall-time budget: 90s, 5m, 1h")] = "5m",
     max_steps: Annotated[int, typer.Option(help="most steps to run")] = 40,
     seed: Annotated[int, typer.Option()] = 0,
-    metric: Annotated[str | None, typer.Option(help="roc_auc, accuracy, log_loss, rmse, mae, r2, ...")] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="roc_auc, accuracy, log_loss, rmse, mae, r2, ...")
+    ] = None,
     folds: Annotated[int, typer.Option(help="cross-validation folds")] = 5,
     group: Annotated[str | None, typer.Option(help="column whose rows must share a fold")] = None,
-    time_column: Annotated[str | None, typer.Option("--time", help="column that orders the rows in time")] = None,
+    time_column: Annotated[
+        str | None, typer.Option("--time", help="column that orders the rows in time")
+    ] = None,
     templates: Annotated[Path | None, typer.Option(help="Python file with extra TEMPLATES")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty run folder")] = False,
 ) -> None:
@@ -70,15 +77,28 @@ def run(
     view = LiveView(f"[bold]DSAssist[/bold] {data} → {out}  (target {target!r}, budget {budget})")
     try:
         result = api.run(
-            data, target, out, question=question, budget=budget, on_step=view, max_steps=max_steps,
-            seed=seed, metric=metric, folds=folds, group_column=group, time_column=time_column,
-            templates_file=templates, overwrite=overwrite,
+            data,
+            target,
+            out,
+            question=question,
+            budget=budget,
+            on_step=view,
+            max_steps=max_steps,
+            seed=seed,
+            metric=metric,
+            folds=folds,
+            group_column=group,
+            time_column=time_column,
+            templates_file=templates,
+            overwrite=overwrite,
         )
     except DSAssistError as exc:
         _fail(str(exc))
         return
     table = Table(show_header=False, box=None)
-    table.add_row("best", f"{result.metric} {result.best_score} ± {result.best_std} (step {result.best_step})")
+    table.add_row(
+        "best", f"{result.metric} {result.best_score} ± {result.best_std} (step {result.best_step})"
+    )
     table.add_row("baseline", str(result.baseline_score))
     table.add_row("steps", f"{result.steps} ({result.failed_steps} failed, {result.fixed_steps} fixed)")
     table.add_row("stopped", result.stop_reason)

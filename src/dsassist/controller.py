@@ -13,8 +13,8 @@ from dsassist.messages import (
     Attempt,
     Cell,
     CodeRequest,
-    Evaluation,
     EvaluateRequest,
+    Evaluation,
     Execution,
     FixRequest,
     Plan,
@@ -123,7 +123,9 @@ class Controller:
                 ),
             )
             assert isinstance(evaluation, Evaluation)
-            attempts.append(Attempt(code=cell.code, execution=execution, feedback=evaluation.feedback, fix_rule=cell.rule))
+            attempts.append(
+                Attempt(code=cell.code, execution=execution, feedback=evaluation.feedback, fix_rule=cell.rule)
+            )
             if evaluation.verdict != Verdict.RETRY:
                 break
             fix = FixRequest(
@@ -139,7 +141,9 @@ class Controller:
             if cell.gave_up:
                 evaluation = evaluation.model_copy(update={"verdict": Verdict.FAILED})
                 break
-        return self._record(loop, task, step_id, attempts, evaluation, parent, started_at, time.monotonic() - t0)
+        return self._record(
+            loop, task, step_id, attempts, evaluation, parent, started_at, time.monotonic() - t0
+        )
 
     def _record(
         self,
@@ -175,7 +179,9 @@ class Controller:
             loop.view.best_step = step_id
         if step.kind == "profile" and step.verdict == Verdict.DONE:
             loop.view.profile = _last_record(last, "profile")
-        reflection = self.bus.request("reflector", ReflectRequest(step=step, attempts=attempts, parent=parent))
+        reflection = self.bus.request(
+            "reflector", ReflectRequest(step=step, attempts=attempts, parent=parent)
+        )
         assert isinstance(reflection, Reflection)
         step.lesson = reflection.lesson
         loop.view.steps.append(step)

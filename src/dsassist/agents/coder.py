@@ -108,7 +108,9 @@ def _sklearn_imports() -> dict[str, str]:
 
     lines = {}
     for cls_name, cls in all_estimators():
-        public = ".".join(cls.__module__.split(".")[:2])  # sklearn.preprocessing._data -> sklearn.preprocessing
+        public = ".".join(
+            cls.__module__.split(".")[:2]
+        )  # sklearn.preprocessing._data -> sklearn.preprocessing
         if hasattr(importlib.import_module(public), cls_name):
             lines[cls_name] = f"from {public} import {cls_name}"
     return lines

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from dsassist.messages import Evaluation, EvaluateRequest, Execution, Metrics, Verdict
+from dsassist.messages import EvaluateRequest, Evaluation, Execution, Metrics, Verdict
 
 
 class Evaluator:
@@ -31,7 +31,9 @@ class Evaluator:
             )
         metrics = Metrics.model_validate(records[-1])
         if request.parent is None:
-            return Evaluation(verdict=Verdict.ACCEPTED, metrics=metrics, feedback=f"reference score {_fmt(metrics)}")
+            return Evaluation(
+                verdict=Verdict.ACCEPTED, metrics=metrics, feedback=f"reference score {_fmt(metrics)}"
+            )
         return self.judge(metrics, request.parent)
 
     def judge(self, metrics: Metrics, parent: Metrics) -> Evaluation:

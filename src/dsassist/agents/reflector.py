@@ -26,14 +26,17 @@ def lesson_for(step: StepSummary, parent: StepSummary | None, attempts: list[Att
         return f"{step.template_id}: {score} is the reference{fixed}"
     if step.verdict == Verdict.ACCEPTED:
         return f"{step.template_id} helped{fixed}: {score}, {step.gain:+.4f} over step {parent.id}"
-    return f"{step.template_id} did not help{fixed}: {score}, {step.gain:+.4f} vs step {parent.id}; kept step {parent.id}"
+    return (
+        f"{step.template_id} did not help{fixed}: {score}, {step.gain:+.4f} vs step {parent.id}; "
+        f"kept step {parent.id}"
+    )
 
 
 def note_for(step: StepSummary, attempts: list[Attempt], lesson: str) -> str:
     lines = [
         f"# Step {step.id}: {step.hypothesis}",
         "",
-        f"- template: `{step.template_id}` ({step.kind}); parent: {step.parent if step.parent is not None else '-'}",
+        f"- template: `{step.template_id}` ({step.kind}); parent: {_or_dash(step.parent)}",
         f"- verdict: **{step.verdict.value}**; time: {step.duration_s:.2f}s; attempts: {len(attempts)}",
     ]
     if step.metrics is not None:
@@ -55,6 +58,10 @@ def note_for(step: StepSummary, attempts: list[Attempt], lesson: str) -> str:
             if o.path:
                 lines += [f"![output](../{o.path})", ""]
     return "\n".join(lines)
+
+
+def _or_dash(value: object) -> str:
+    return "-" if value is None else str(value)
 
 
 def _clip(text: str, limit: int = 4000) -> str:

@@ -18,8 +18,12 @@ def answer_for(loop: Loop, question: str, target: str, drivers: list[dict[str, A
         return f"No model could be validated ({loop.stop_reason}); see the steps below."
     m = best.metrics
     score = f"{m.metric} {m.mean:.4f} ± {m.std:.4f}"
-    versus = f" against {baseline.metrics.mean:.4f} for a dummy baseline" if baseline and baseline.metrics else ""
-    lines = [f"The best pipeline (step {best.id}, {_model(loop)}) reaches {score} in cross-validation{versus}."]
+    versus = (
+        f" against {baseline.metrics.mean:.4f} for a dummy baseline" if baseline and baseline.metrics else ""
+    )
+    lines = [
+        f"The best pipeline (step {best.id}, {_model(loop)}) reaches {score} in cross-validation{versus}."
+    ]
     if drivers:
         lines.append(f"What drives `{target}` most, by permutation importance on held-out folds:")
         for d in drivers[:5]:
@@ -96,7 +100,9 @@ def _profile_section(profile: dict[str, Any], meta: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for col, info in profile["columns"].items():
-        lines.append(f"| {col} | {info['kind']} | {info['dtype']} | {info['missing']:.1%} | {info['unique']} |")
+        lines.append(
+            f"| {col} | {info['kind']} | {info['dtype']} | {info['missing']:.1%} | {info['unique']} |"
+        )
     if profile["suspicious"]:
         lines += ["", "Excluded before modelling:", ""]
         lines += [f"- `{col}`: {why}" for col, why in profile["suspicious"].items()]
@@ -107,18 +113,23 @@ def _target_text(target: dict[str, Any]) -> str:
     if "classes" in target:
         total = sum(target["classes"].values())
         return ", ".join(f"{k}: {v} ({v / total:.0%})" for k, v in target["classes"].items())
-    return f"mean {target['mean']:.4g}, std {target['std']:.4g}, range {target['min']:.4g} to {target['max']:.4g}, skew {target['skew']}"
+    spread = f"range {target['min']:.4g} to {target['max']:.4g}"
+    return f"mean {target['mean']:.4g}, std {target['std']:.4g}, {spread}, skew {target['skew']}"
 
 
 def _steps_table(loop: Loop) -> str:
-    lines = ["| step | parent | hypothesis | verdict | score | gain | time |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| step | parent | hypothesis | verdict | score | gain | time |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for s in loop.view.steps:
         score = f"{s.metrics.mean:.4f} ± {s.metrics.std:.4f}" if s.metrics else ""
         gain = f"{s.gain:+.4f}" if s.gain is not None else ""
         fixes = f" (fixed after {s.attempts - 1})" if s.attempts > 1 and s.verdict != Verdict.FAILED else ""
         parent = "" if s.parent is None else str(s.parent)
         lines.append(
-            f"| {s.id} | {parent} | {s.hypothesis} | {s.verdict.value}{fixes} | {score} | {gain} | {s.duration_s:.1f}s |"
+            f"| {s.id} | {parent} | {s.hypothesis} | {s.verdict.value}{fixes} | {score} | {gain} "
+            f"| {s.duration_s:.1f}s |"
         )
     return "\n".join(lines)
 
@@ -127,7 +138,9 @@ def _helped(loop: Loop) -> str:
     kept = [s for s in loop.view.steps if s.verdict == Verdict.ACCEPTED and s.gain is not None]
     if not kept:
         return "No hypothesis beat the baseline chain beyond noise."
-    return "\n".join(f"- step {s.id}, {s.hypothesis}: {s.gain:+.4f} {s.metrics.metric}" for s in kept if s.metrics)
+    return "\n".join(
+        f"- step {s.id}, {s.hypothesis}: {s.gain:+.4f} {s.metrics.metric}" for s in kept if s.metrics
+    )
 
 
 def _best_section(loop: Loop) -> str:

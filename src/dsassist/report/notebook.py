@@ -13,11 +13,15 @@ from dsassist.messages import StepSummary, Verdict
 
 def winning_path(loop: Loop) -> list[StepSummary]:
     """The set-up steps, the kept hypotheses leading to the best step, and the final refit."""
-    return [s for s in loop.view.steps if s.verdict in (Verdict.DONE, Verdict.ACCEPTED) and s.id in loop.cells]
+    return [
+        s for s in loop.view.steps if s.verdict in (Verdict.DONE, Verdict.ACCEPTED) and s.id in loop.cells
+    ]
 
 
 def write_notebook(loop: Loop, path: Path, title: str) -> None:
-    cells = [new_markdown_cell(f"# {title}\n\nThe winning path of a DSAssist run: each cell is one kept step.")]
+    cells = [
+        new_markdown_cell(f"# {title}\n\nThe winning path of a DSAssist run: each cell is one kept step.")
+    ]
     for step in winning_path(loop):
         header = f"**Step {step.id}**: {step.hypothesis}"
         if step.metrics is not None:
@@ -26,5 +30,8 @@ def write_notebook(loop: Loop, path: Path, title: str) -> None:
         if step.verdict == Verdict.ACCEPTED:
             code += f"\n{ACCEPT_CELL}"
         cells += [new_markdown_cell(header), new_code_cell(code)]
-    notebook = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    notebook = new_notebook(
+        cells=cells,
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     nbformat.write(notebook, path)

@@ -132,7 +132,11 @@ class ProvenanceStore:
                 update(schema.runs)
                 .where(schema.runs.c.id == run_id)
                 .values(
-                    status=status, finished_at=now(), best_step=best_step, best_score=best_score, answer=answer
+                    status=status,
+                    finished_at=now(),
+                    best_step=best_step,
+                    best_score=best_score,
+                    answer=answer,
                 )
             )
 

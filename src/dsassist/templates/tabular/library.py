@@ -87,13 +87,24 @@ def _validation(run: RunView) -> list[Params]:
     n_splits = int(opts.get("folds", 5))
     if opts.get("time_column") or (not opts.get("group_column") and profile.get("time_column")):
         column = opts.get("time_column") or profile["time_column"]
-        return [{"scheme": "time", "n_splits": n_splits, "column": column, "why": f"rows are ordered by {column!r}"}]
+        return [
+            {
+                "scheme": "time",
+                "n_splits": n_splits,
+                "column": column,
+                "why": f"rows are ordered by {column!r}",
+            }
+        ]
     if opts.get("group_column") or profile.get("group_column"):
         column = opts.get("group_column") or profile["group_column"]
-        return [{"scheme": "group", "n_splits": n_splits, "column": column, "why": f"rows repeat per {column!r}"}]
+        return [
+            {"scheme": "group", "n_splits": n_splits, "column": column, "why": f"rows repeat per {column!r}"}
+        ]
     if run.task == "regression":
         return [{"scheme": "kfold", "n_splits": n_splits, "column": None, "why": "independent rows"}]
-    return [{"scheme": "stratified", "n_splits": n_splits, "column": None, "why": "keeps class balance per fold"}]
+    return [
+        {"scheme": "stratified", "n_splits": n_splits, "column": None, "why": "keeps class balance per fold"}
+    ]
 
 
 def _baseline(run: RunView) -> list[Params]:
@@ -183,7 +194,7 @@ def _final(run: RunView) -> list[Params]:
 
 # ---- the library ----------------------------------------------------------------------
 
-SETUP = '''
+SETUP = """
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -197,9 +208,9 @@ df = load_table($path)
 df = df[df[TARGET].notna()].reset_index(drop=True)
 X, y = df.drop(columns=[TARGET]), df[TARGET]
 print(f"{len(df)} rows, {X.shape[1]} feature columns; target {TARGET!r} ({TASK}, scored by {METRIC})")
-'''
+"""
 
-PROFILE = '''
+PROFILE = """
 profile = profile_data(X, y, TASK)
 publish("profile", profile)
 print(pd.DataFrame(profile["columns"]).T.to_string())
@@ -210,29 +221,32 @@ axes[0].set_title(f"target: {TARGET}")
 X.isna().mean().sort_values().plot.barh(ax=axes[1], title="share missing")
 plt.tight_layout()
 plt.show()
-'''
+"""
 
-GUARD = '''
+GUARD = """
 exclude = dict(profile["suspicious"])
 for column, why in exclude.items():
     print(f"excluding {column!r}: {why}")
 columns = feature_columns(profile, exclude)
 publish("columns", {"exclude": exclude, "columns": columns})
 print({kind: len(cols) for kind, cols in columns.items()})
-'''
+"""
 
-VALIDATION = '''
+VALIDATION = """
 folds = make_folds(X, y, TASK, $scheme, n_splits=$n_splits, seed=SEED, column=$column)
 publish("validation", {"scheme": $scheme, "n_splits": len(folds), "column": $column, "why": $why})
 print(f"{$scheme} validation, {len(folds)} folds, validation sizes {[len(v) for _, v in folds]}")
 spec = dict(BASE_SPEC)
-'''
+"""
 
-JUDGED = '''
+JUDGED = (
+    """
 candidate_spec = {**spec, **$change}
-''' + EVALUATE
+"""
+    + EVALUATE
+)
 
-FINAL = '''
+FINAL = """
 final_model = build_pipeline(spec, columns, TASK, SEED).fit(X, y)
 classes = [str(c) for c in getattr(final_model, "classes_", [])]
 meta = {"target": TARGET, "task": TASK, "metric": METRIC, "features": list(X.columns),
@@ -243,7 +257,7 @@ importance["importance"].iloc[::-1].plot.barh(figsize=(7, 4), title=f"what drive
 plt.tight_layout()
 plt.show()
 print(importance.to_string())
-'''
+"""
 
 
 def _judged(id: str, kind: str, hypothesis: str, applies, tags: tuple[str, ...] = ()) -> Template:
@@ -256,20 +270,86 @@ def _step(id: str, kind: str, hypothesis: str, code: str, applies) -> Template:
 
 TEMPLATES: list[Template] = [
     _step("setup", "setup", "Load the data once; the target is {target!r}", SETUP, _setup),
-    _step("profile", "profile", "Profile columns, missing values, target balance and suspects", PROFILE, _after("setup")),
-    _step("guard", "guard", "Exclude identifiers, constants, duplicates and leaks before modelling", GUARD, _after("profile")),
-    _step("validation", "validation", "Validate with {scheme} {n_splits}-fold splits: {why}", VALIDATION, _validation),
+    _step(
+        "profile",
+        "profile",
+        "Profile columns, missing values, target balance and suspects",
+        PROFILE,
+        _after("setup"),
+    ),
+    _step(
+        "guard",
+        "guard",
+        "Exclude identifiers, constants, duplicates and leaks before modelling",
+        GUARD,
+        _after("profile"),
+    ),
+    _step(
+        "validation",
+        "validation",
+        "Validate with {scheme} {n_splits}-fold splits: {why}",
+        VALIDATION,
+        _validation,
+    ),
     _judged("baseline", "baseline", "A dummy baseline sets the score to beat", _baseline),
     _judged("linear", "model", "A regularised linear model beats the best so far", _model("linear")),
     _judged("lightgbm", "model", "Gradient boosting (LightGBM) beats the best so far", _model("lightgbm")),
     _judged("random_forest", "model", "A random forest beats the best so far", _model("random_forest")),
-    _judged("missing_indicators", "feature", "Missing-value indicators carry signal", _feature(_missing), ("imputation",)),
-    _judged("ordinal_encoding", "feature", "Ordinal codes for categoricals beat one-hot", _feature(_ordinal), ("encoding",)),
-    _judged("target_encoding", "feature", "Target encoding of wide categoricals helps", _feature(_target_encoding), ("encoding",)),
-    _judged("log_skewed", "feature", "A log transform of skewed numeric columns helps", _feature(_skewed), ("transform",)),
-    _judged("date_parts", "feature", "Year, month, weekday and hour of dates carry signal", _feature(_dates), ("dates",)),
-    _judged("text_tfidf", "feature", "Words of the free-text columns (TF-IDF) carry signal", _feature(_text), ("text",)),
-    _judged("log_target", "feature", "Modelling log(target) suits this skewed target", _feature(_log_target), ("transform",)),
+    _judged(
+        "missing_indicators",
+        "feature",
+        "Missing-value indicators carry signal",
+        _feature(_missing),
+        ("imputation",),
+    ),
+    _judged(
+        "ordinal_encoding",
+        "feature",
+        "Ordinal codes for categoricals beat one-hot",
+        _feature(_ordinal),
+        ("encoding",),
+    ),
+    _judged(
+        "target_encoding",
+        "feature",
+        "Target encoding of wide categoricals helps",
+        _feature(_target_encoding),
+        ("encoding",),
+    ),
+    _judged(
+        "log_skewed",
+        "feature",
+        "A log transform of skewed numeric columns helps",
+        _feature(_skewed),
+        ("transform",),
+    ),
+    _judged(
+        "date_parts",
+        "feature",
+        "Year, month, weekday and hour of dates carry signal",
+        _feature(_dates),
+        ("dates",),
+    ),
+    _judged(
+        "text_tfidf",
+        "feature",
+        "Words of the free-text columns (TF-IDF) carry signal",
+        _feature(_text),
+        ("text",),
+    ),
+    _judged(
+        "log_target",
+        "feature",
+        "Modelling log(target) suits this skewed target",
+        _feature(_log_target),
+        ("transform",),
+    ),
     _judged("tune", "tuning", "Tuning {model}: {change[params]} beats its defaults", _tuning),
-    _step("final", "final", "Refit the best pipeline on all rows, save it, explain what drives the target", FINAL, _final),
+    _step(
+        "final",
+        "final",
+        "Refit the best pipeline on all rows, save it, explain what drives the target",
+        FINAL,
+        _final,
+    ),
 ]

@@ -348,7 +348,9 @@ def build_pipeline(spec: dict[str, Any], columns: dict[str, list[str]], task: st
         steps = [FunctionTransformer(signed_log), SimpleImputer(strategy=spec["impute"])]
         parts.append(("log", make_pipeline(*steps, *([StandardScaler()] if linear else [])), logged))
     if columns["categorical"]:
-        parts.append(("categorical", _encoder(spec["categorical"], task, linear, seed), columns["categorical"]))
+        parts.append(
+            ("categorical", _encoder(spec["categorical"], task, linear, seed), columns["categorical"])
+        )
     if spec["date_parts"] and columns["datetime"]:
         dates = make_pipeline(FunctionTransformer(date_parts), SimpleImputer(strategy="median"))
         parts.append(("dates", dates, columns["datetime"]))
@@ -368,7 +370,9 @@ def _encoder(kind: str, task: str, linear: bool, seed: int) -> Any:
         codes = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         return make_pipeline(to_object, codes, *([StandardScaler()] if linear else []))
     if kind == "target":
-        target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
+        target_type = (
+            "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
+        )
         return make_pipeline(to_object, TargetEncoder(target_type=target_type, random_state=seed))
     onehot = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False)
     return make_pipeline(to_object, onehot)
@@ -456,7 +460,8 @@ def _effect(x: pd.Series, y: pd.Series, task: str) -> str:
     if task == "multiclass":
         if numeric:
             means = x.groupby(y).mean().sort_values()
-            return f"highest for {means.index[-1]} ({means.iloc[-1]:.4g}), lowest for {means.index[0]} ({means.iloc[0]:.4g})"
+            high, low = f"{means.index[-1]} ({means.iloc[-1]:.4g})", f"{means.index[0]} ({means.iloc[0]:.4g})"
+            return f"highest for {high}, lowest for {low}"
         modes = y.groupby(x.astype("string").fillna("missing")).agg(lambda v: v.mode().iloc[0])
         return "most common class by value: " + ", ".join(f"{k}: {v}" for k, v in modes.head(4).items())
     if task == "binary":
