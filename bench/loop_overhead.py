@@ -62,8 +62,7 @@ for k, cells in enumerate(steps[: int(sys.argv[2]) + 1]):
 """
 # What the setup cell imports: the price every fresh process pays before any work.
 SETUP_IMPORTS = (
-    "import matplotlib.pyplot, numpy, pandas, IPython.display; "
-    "import dsassist.templates.tabular.toolkit"
+    "import matplotlib.pyplot, numpy, pandas, IPython.display; import dsassist.templates.tabular.toolkit"
 )
 UNJUDGED = ("setup", "profile", "guard", "validation", "final")
 FRESH_ENV = {"MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
@@ -117,6 +116,12 @@ def median(values: list[float]) -> float:
 def percentile(values: list[float], q: int) -> float:
     """The q-th percentile (1..99) of at least two values."""
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def load_average() -> str:
+    """The machine's load, since other work on it skews every wall-clock figure here."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
 def heading(text: str) -> None:
@@ -177,8 +182,7 @@ def read_steps(db_path: Path) -> list[StepRow]:
         )
         code = dict(
             con.execute(
-                "SELECT step_id, code FROM executions WHERE run_id = ? AND ok "
-                "ORDER BY step_id, attempt, id",
+                "SELECT step_id, code FROM executions WHERE run_id = ? AND ok ORDER BY step_id, attempt, id",
                 (run_id,),
             ).fetchall()
         )  # later rows overwrite earlier ones: the last successful attempt wins
@@ -249,9 +253,7 @@ def step_cells(steps: list[StepRow], count: int) -> list[list[str]]:
     return cells
 
 
-def run_persistent(
-    steps: list[list[str]], workdir: Path
-) -> tuple[float, float, list[float], list[str]]:
+def run_persistent(steps: list[list[str]], workdir: Path) -> tuple[float, float, list[float], list[str]]:
     """Start-up seconds, sequence seconds, seconds per step and errors, in one new kernel."""
     start = time.perf_counter()
     with Sandbox(workdir) as sandbox:
@@ -308,9 +310,7 @@ def compare_once(steps: list[list[str]], workdir: Path) -> SequenceTiming:
     fresh_dir = workdir / "fresh"
     fresh_dir.mkdir(parents=True, exist_ok=True)
     fresh_times, fresh_errors = run_fresh(steps, fresh_dir)
-    return SequenceTiming(
-        startup, persistent, per_step, sum(fresh_times), fresh_times, errors + fresh_errors
-    )
+    return SequenceTiming(startup, persistent, per_step, sum(fresh_times), fresh_times, errors + fresh_errors)
 
 
 def process_costs(workdir: Path, repeats: int) -> tuple[float, float]:
@@ -369,6 +369,13 @@ def report_comparison(
         f"  cells of steps 1..k re-run in process k (persistent cell times): {reruns:.2f} s"
         f" ({100 * reruns / fresh:.0f}% of fresh)"
     )
+    explained = n * imports_s + reruns
+    print(f"  together {explained:.2f} s of the measured {fresh:.2f} s")
+    warm = persistent - per_step[0]
+    print(
+        f"  persistent without the setup step (imports and load, paid once): {warm:.2f} s"
+        f" -> fresh / that = {fresh / warm:.1f}x"
+    )
     model_steps = sum(t for t, s in zip(per_step, rows, strict=False) if s.kind not in UNJUDGED)
     print(
         f"  judged (model-fitting) steps take {model_steps:.2f} s of the persistent "
@@ -385,7 +392,7 @@ def parse_args() -> argparse.Namespace:
     default_data = DEV_DATA if DEV_DATA.exists() else SHIPPED_DATA
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the comparison (3)")
-    parser.add_argument("--data", type=Path, default=default_data, help=f"({default_data})")
+    parser.add_argument("--data", type=Path, default=default_data, help=f"table to run on ({default_data})")
     parser.add_argument("--target", default="survived", help="target column (survived)")
     parser.add_argument("--roundtrips", type=int, default=200, help="trivial cells to time (200)")
     parser.add_argument("--steps", type=int, default=10, help="steps in the sequence (10)")
@@ -396,6 +403,7 @@ def main() -> int:
     args = parse_args()
     started = time.perf_counter()
     print(f"python {sys.version.split()[0]}, data {args.data}, target {args.target!r}")
+    print(f"{os.cpu_count()} CPUs, {load_average()}")
     with tempfile.TemporaryDirectory(prefix="dsassist-bench-") as tmp:
         root = Path(tmp)
         report_roundtrips(kernel_roundtrips(root / "roundtrip", args.roundtrips))
@@ -408,7 +416,7 @@ def main() -> int:
         rounds = [compare_once(steps, root / f"round{i}") for i in range(max(1, args.repeats))]
         bare_s, imports_s = process_costs(root, max(3, args.repeats))
         report_comparison(rows, rounds, bare_s, imports_s)
-    print(f"\nbenchmark wall time {time.perf_counter() - started:.1f} s")
+    print(f"\nbenchmark wall time {time.perf_counter() - started:.1f} s; {load_average()}")
     return 0
 
 

@@ -136,8 +136,11 @@ def _missing(run: RunView) -> dict[str, Any] | None:
     return {"missing_indicators": True} if gaps else None
 
 
-def _ordinal(run: RunView) -> dict[str, Any] | None:
-    return {"categorical": "ordinal"} if usable(run, "categorical") else None
+def _other_encoding(run: RunView) -> dict[str, Any] | None:
+    """The encoding a model does not get by default: ordinal codes for linear, one-hot for trees."""
+    if not usable(run, "categorical"):
+        return None
+    return {"categorical": "ordinal" if best_spec(run).get("model") == "linear" else "onehot"}
 
 
 def _target_encoding(run: RunView) -> dict[str, Any] | None:
@@ -171,7 +174,7 @@ TUNING = {
         {"num_leaves": 63, "min_child_samples": 30, "reg_lambda": 1.0},
         {"subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8},
     ],
-    "random_forest": [{"min_samples_leaf": 3}, {"max_features": 0.5}, {"n_estimators": 600}],
+    "random_forest": [{"min_samples_leaf": 3}, {"max_features": 0.3}, {"n_estimators": 500}],
     "linear": [{"C": 0.1}, {"C": 10.0}],
 }
 
@@ -185,7 +188,7 @@ def _tuning(run: RunView) -> list[Params]:
     if model == "linear" and run.task == "regression":
         variants = [{"alpha": 10.0}, {"alpha": 0.1}]
     base = spec.get("params", {})
-    return [{"change": {"params": {**base, **v}}, "model": model} for v in variants]
+    return [{"change": {"params": {**base, **v}}, "model": model, "variant": v} for v in variants]
 
 
 def _final(run: RunView) -> list[Params]:
@@ -303,10 +306,10 @@ TEMPLATES: list[Template] = [
         ("imputation",),
     ),
     _judged(
-        "ordinal_encoding",
+        "other_encoding",
         "feature",
-        "Ordinal codes for categoricals beat one-hot",
-        _feature(_ordinal),
+        "{change[categorical]} encoding of categoricals beats the model's default",
+        _feature(_other_encoding),
         ("encoding",),
     ),
     _judged(
@@ -344,7 +347,7 @@ TEMPLATES: list[Template] = [
         _feature(_log_target),
         ("transform",),
     ),
-    _judged("tune", "tuning", "Tuning {model}: {change[params]} beats its defaults", _tuning),
+    _judged("tune", "tuning", "Tuning {model}: {variant} beats the current settings", _tuning),
     _step(
         "final",
         "final",

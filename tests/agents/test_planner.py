@@ -1,0 +1,239 @@
+"""The planner through its message interface: PlanRequest in, Plan out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dsassist.agents import Planner
+from dsassist.agents.planner import PHASES
+from dsassist.messages import Metrics, Plan, PlanRequest, RunView, StepSummary, Task, Verdict
+from dsassist.templates.tabular.library import TEMPLATES
+
+OPTIONS = {
+    "seed": 0,
+    "task": "binary",
+    "metric": "roc_auc",
+    "target": "survived",
+    "path": "data/titanic.csv",
+    "folds": 5,
+}
+
+PROFILE = {
+    "rows": 300,
+    "columns": {
+        "passenger_id": {"kind": "identifier", "missing": 0.0, "unique": 300},
+        "age": {"kind": "numeric", "missing": 0.2, "unique": 80, "skew": 0.4},
+        "fare": {"kind": "numeric", "missing": 0.0, "unique": 200, "skew": 4.8},
+        "sex": {"kind": "categorical", "missing": 0.0, "unique": 2},
+    },
+    "suspicious": {"passenger_id": "identifier: 300 distinct values in 300 rows"},
+    "target": {"classes": {"0": 180, "1": 120}, "majority": 0.6},
+    "time_column": None,
+    "group_column": None,
+}
+
+SETUP_KINDS = ("setup", "profile", "guard", "validation")
+
+
+def metrics(mean: float) -> Metrics:
+    return Metrics(
+        metric="roc_auc",
+        higher_is_better=True,
+        folds=[mean - 0.01, mean, mean + 0.01],
+        mean=mean,
+        std=0.01,
+    )
+
+
+def view(steps=(), best=None, time_left=1000.0, steps_left=40, profile=None) -> RunView:
+    return RunView(
+        task="binary",
+        metric="roc_auc",
+        profile=PROFILE if profile is None else profile,
+        steps=list(steps),
+        best_step=best,
+        time_left_s=time_left,
+        steps_left=steps_left,
+        options=dict(OPTIONS),
+    )
+
+
+def summary(step_id: int, task: Task, verdict: Verdict, m: Metrics | None = None, duration=1.0):
+    return StepSummary(
+        id=step_id,
+        parent=task.parent,
+        template_id=task.template_id,
+        kind=task.kind,
+        hypothesis=task.hypothesis,
+        params=task.params,
+        verdict=verdict,
+        metrics=m,
+        duration_s=duration,
+    )
+
+
+def plan(planner: Planner, run: RunView) -> Plan:
+    reply = planner.handle(PlanRequest(run=run))
+    assert isinstance(reply, Plan)
+    return reply
+
+
+def next_task(planner: Planner, run: RunView) -> Task:
+    reply = plan(planner, run)
+    assert not reply.done, reply.reason
+    assert len(reply.tasks) == 1
+    return reply.tasks[0]
+
+
+def advance(planner, run, verdict=None, m=None, duration=1.0) -> StepSummary:
+    """Plan one step, record it with the given outcome (DONE for unjudged steps)."""
+    task = next_task(planner, run)
+    if verdict is None:
+        verdict = Verdict.DONE if not task.judged else Verdict.ACCEPTED
+    if task.judged and m is None and verdict in (Verdict.ACCEPTED, Verdict.REJECTED):
+        m = metrics(0.6 + 0.01 * len(run.steps))
+    step = summary(len(run.steps), task, verdict, m, duration)
+    run.steps.append(step)
+    if verdict == Verdict.ACCEPTED:
+        run.best_step = step.id
+    run.steps_left -= 1
+    return step
+
+
+def through_baseline(planner, baseline_duration=1.0) -> RunView:
+    """A run whose set-up steps are done and whose baseline is accepted."""
+    run = view()
+    for _ in SETUP_KINDS:
+        advance(planner, run)
+    baseline = advance(planner, run, duration=baseline_duration)
+    assert baseline.template_id == "baseline"
+    return run
+
+
+@pytest.fixture
+def planner() -> Planner:
+    return Planner(TEMPLATES)
+
+
+def test_first_task_is_setup_with_the_run_options(planner):
+    task = next_task(planner, view())
+    assert task.template_id == "setup" and task.kind == "setup"
+    assert task.judged is False
+    assert task.parent is None
+    assert task.params == {k: OPTIONS[k] for k in ("seed", "task", "metric", "target", "path")}
+    assert "survived" in task.hypothesis
+
+
+def test_setup_steps_chain_to_the_previous_step(planner):
+    run = view()
+    steps = [advance(planner, run) for _ in SETUP_KINDS]
+    assert [s.kind for s in steps] == list(SETUP_KINDS)
+    assert [s.parent for s in steps] == [None, 0, 1, 2]
+    assert steps[-1].params["scheme"] == "stratified"  # binary task, no group or time column
+
+
+def test_judged_tasks_build_on_the_best_step(planner):
+    run = through_baseline(planner)
+    task = next_task(planner, run)
+    assert task.kind == "model" and task.judged
+    assert task.parent == run.best_step == 4
+
+
+def simulate(planner: Planner, accept=lambda step_id: True, limit=100) -> tuple[RunView, Plan]:
+    run = view()
+    for _ in range(limit):
+        reply = plan(planner, run)
+        if reply.done:
+            return run, reply
+        (task,) = reply.tasks
+        if task.judged and run.best_step is not None:
+            assert task.parent == run.best_step, "a judged task must build on the best step"
+        if task.judged:
+            verdict = Verdict.ACCEPTED if accept(len(run.steps)) else Verdict.REJECTED
+            if task.kind == "baseline":
+                verdict = Verdict.ACCEPTED
+        else:
+            verdict = Verdict.DONE
+        m = metrics(0.6 + 0.005 * len(run.steps)) if task.judged else None
+        run.steps.append(summary(len(run.steps), task, verdict, m))
+        if verdict == Verdict.ACCEPTED:
+            run.best_step = len(run.steps) - 1
+        run.steps_left -= 1
+    raise AssertionError(f"the planner did not finish in {limit} steps")
+
+
+@pytest.mark.parametrize("accept", [lambda i: True, lambda i: i % 2 == 0, lambda i: False])
+def test_whole_run_goes_through_phases_in_order_once_each(planner, accept):
+    run, last = simulate(planner, accept)
+    kinds = [s.kind for s in run.steps]
+    order = [PHASES.index(k) for k in kinds]
+    assert order == sorted(order), kinds
+    assert kinds[:5] == [*SETUP_KINDS, "baseline"]
+    assert {"model", "feature"} <= set(kinds)
+    assert kinds[-1] == "final" and kinds.count("final") == 1
+    assert last.done
+    keys = [(s.template_id, json.dumps(s.params, sort_keys=True)) for s in run.steps]
+    assert len(keys) == len(set(keys)), "a (template, params) pair was planned twice"
+    # features follow the profile: the skewed column is logged, the suspicious id never used
+    changes = [s.params["change"] for s in run.steps if s.kind == "feature"]
+    assert {"log_features": ["fare"]} in changes
+    assert {"missing_indicators": True} in changes  # "age" has gaps
+    assert any("categorical" in c for c in changes)  # "sex" is categorical
+    assert {"categorical": "target"} not in changes  # "sex" has two values only
+    assert not any({"date_parts", "text"} & set(c) for c in changes)  # no dates, no text
+    assert "passenger_id" not in json.dumps([s.params for s in run.steps])
+
+
+def test_a_tried_template_is_not_planned_again_even_if_it_failed(planner):
+    run = through_baseline(planner)
+    linear = advance(planner, run, verdict=Verdict.FAILED)
+    assert linear.template_id == "linear"
+    task = next_task(planner, run)
+    assert task.template_id == "lightgbm"
+    assert (task.template_id, task.params) != (linear.template_id, linear.params)
+
+
+def test_failed_setup_is_not_retried_and_the_run_ends(planner):
+    run = view()
+    advance(planner, run, verdict=Verdict.FAILED)
+    reply = plan(planner, run)
+    assert reply.done and not reply.tasks
+    assert reply.reason
+
+
+def test_final_is_planned_when_one_step_is_left(planner):
+    run = through_baseline(planner)
+    run.steps_left = 2
+    assert next_task(planner, run).kind == "model"
+    run.steps_left = 1
+    task = next_task(planner, run)
+    assert task.template_id == "final" and task.kind == "final"
+    assert task.parent == run.best_step
+
+
+def test_final_is_planned_when_time_is_short(planner):
+    run = through_baseline(planner, baseline_duration=10.0)
+    run.time_left_s = 1000.0
+    assert next_task(planner, run).kind == "model"
+    # refit (about 1.5 x the best step + 5 s) plus one more 10 s step does not fit in 12 s
+    run.time_left_s = 12.0
+    task = next_task(planner, run)
+    assert task.template_id == "final"
+    assert task.parent == run.best_step
+
+
+def test_no_final_without_a_model_to_refit(planner):
+    run = view(steps_left=1)
+    assert next_task(planner, run).template_id == "setup"
+
+
+def test_done_after_final(planner):
+    run = through_baseline(planner)
+    run.steps_left = 1
+    advance(planner, run)  # the final step, DONE
+    assert run.steps[-1].kind == "final"
+    run.steps_left = 30
+    reply = plan(planner, run)
+    assert reply.done and reply.tasks == []
