@@ -159,22 +159,24 @@ def _best_section(loop: Loop) -> str:
 
 
 def _progress_plot(loop: Loop, path: Path) -> str | None:
-    judged = [s for s in loop.view.steps if s.metrics is not None]
+    """Score of every judged step, kept ones in green, with the best so far; the baseline dashed."""
+    judged = [s for s in loop.view.steps if s.metrics is not None and s.kind != "baseline"]
+    baseline = _baseline(loop)
     if not judged:
         return None
     path.parent.mkdir(exist_ok=True)
-    higher = judged[0].metrics.higher_is_better
     best_so_far, running = [], None
     for s in judged:
-        v = s.metrics.mean
         if s.verdict == Verdict.ACCEPTED:
-            running = v if running is None else (max(running, v) if higher else min(running, v))
+            running = s.metrics.mean  # a step is accepted only when it beats the best so far
         best_so_far.append(running)
     fig = Figure(figsize=(8, 3.5))  # no pyplot: no global backend, no figure manager
     ax = fig.subplots()
     colors = ["tab:green" if s.verdict == Verdict.ACCEPTED else "tab:gray" for s in judged]
     ax.scatter([s.id for s in judged], [s.metrics.mean for s in judged], c=colors, zorder=3)
     ax.step([s.id for s in judged], best_so_far, where="post", color="tab:green", label="best so far")
+    if baseline is not None and baseline.metrics is not None:
+        ax.axhline(baseline.metrics.mean, color="tab:red", linestyle="--", label="dummy baseline")
     ax.set_xlabel("step")
     ax.set_ylabel(judged[0].metrics.metric)
     ax.legend()

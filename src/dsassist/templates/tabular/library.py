@@ -188,7 +188,9 @@ def _tuning(run: RunView) -> list[Params]:
     if model == "linear" and run.task == "regression":
         variants = [{"alpha": 10.0}, {"alpha": 0.1}]
     base = spec.get("params", {})
-    return [{"change": {"params": {**base, **v}}, "model": model, "variant": v} for v in variants]
+    tried = [s.params.get("variant") for s in run.steps if s.template_id == "tune"]
+    fresh = [v for v in variants if v not in tried]  # each variant once, even after the base moved
+    return [{"change": {"params": {**base, **v}}, "model": model, "variant": v} for v in fresh]
 
 
 def _final(run: RunView) -> list[Params]:
