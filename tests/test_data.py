@@ -127,12 +127,6 @@ def test_corrupt_parquet(tmp_path):
     assert "broken.parquet" in message and "not a readable parquet table" in message
 
 
-@pytest.mark.xfail(
-    reason="data.read_table/toolkit.load_table: when data rows have one field more than the "
-    "header, pandas silently uses the first field as the index, so every value sits under "
-    "the wrong header ('age' holds city names) and the ages are lost",
-    strict=True,
-)
 def test_rows_wider_than_the_header_are_not_a_table(tmp_path):
     path = tmp_path / "shifted.csv"
     path.write_text("age,label\n31,Oslo,1\n45,Rome,0\n22,Lima,1\n")

@@ -44,6 +44,8 @@ def read_table(path: Path) -> Dataset:
     except OSError as exc:
         raise DSAssistError(f"cannot read {path}: {exc.strerror or exc}") from exc
     frame = _parse(path, fmt)
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas took extra leading fields as an index
+        raise DSAssistError(f"{path} is not a table: its rows have more fields than its header")
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DSAssistError(f"{path} holds no rows")
     return Dataset(path=path.resolve(), frame=frame, sha256=hashlib.sha256(raw).hexdigest(), format=fmt)

@@ -176,11 +176,6 @@ def test_unknown_column_in_double_quotes(coder):
     assert cell.code == 'x = X["pclass"]'
 
 
-@pytest.mark.xfail(
-    reason="coder._unknown_column's regex takes the first quote to the next quote of either kind: "
-    "for pandas' \"['Agee'] not in index\" it reads the column as '[' and gives up",
-    strict=True,
-)
 def test_unknown_column_in_a_list_of_columns(coder):
     frame = pd.DataFrame({"Age": [22.0, 38.0], "Fare": [7.25, 71.3]})
     code = "subset = passengers[['Agee', 'Fare']]"

@@ -58,8 +58,8 @@ def test_exception_reports_name_value_traceback_and_kernel_keeps_working(sb):
     text = "\n".join(r.error.traceback)
     assert "explode" in text and "ValueError" in text
     assert "\x1b[" not in text  # colour codes are stripped
-    after = sb.execute("print('still alive', base_value if 'base_value' in dir() else 0)", timeout=30)
-    assert after.ok and after.stdout.startswith("still alive")
+    after = sb.execute("print('still alive')", timeout=30)
+    assert after.ok and after.stdout == "still alive\n"
     # the function defined before the error is still there
     again = sb.execute("explode", timeout=30)
     assert again.ok and again.outputs and "explode" in again.outputs[0].text
@@ -146,11 +146,6 @@ def test_state_lists_variables_and_imports_without_underscore_names(sb):
     assert "np" not in by_name and "pd" not in by_name  # modules are imports, not variables
 
 
-@pytest.mark.xfail(
-    reason="kernel.py _STATE_PROBE calls tuple(shape) unguarded; one object whose `shape` is "
-    "not iterable makes the probe raise and state() silently returns an empty KernelState",
-    strict=True,
-)
 def test_state_survives_an_object_with_an_odd_shape_attribute(sb):
     code = "class Tile:\n    shape = 'square'\n    sides = 4\ntile = Tile()\ntile.shape = 4\nvisible = 1"
     assert sb.execute(code, timeout=30).ok

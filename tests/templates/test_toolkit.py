@@ -226,11 +226,6 @@ def test_multiclass_accuracy():
     assert record["mean"] > 0.7
 
 
-@pytest.mark.xfail(
-    reason="toolkit.publish only returns early if IPython is missing; IPython is installed, so "
-    "outside a kernel display() prints the raw record dict to stdout",
-    strict=True,
-)
 def test_evaluate_publishes_nothing_outside_ipython(capsys):
     X, y = classification()
     score({"model": "dummy"}, X, y, "binary", "roc_auc", "stratified")

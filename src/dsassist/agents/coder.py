@@ -68,16 +68,22 @@ def _misspelled_name(code: str, name: str, value: str, state: KernelState) -> st
 
 
 def _unknown_column(code: str, name: str, value: str, state: KernelState) -> str | None:
-    """A KeyError for a column: use the closest real column name of a frame in the kernel."""
-    match = re.search(r"""['"]([^'"]+)['"]""", value)
-    if name != "KeyError" or not match:
+    """A KeyError for columns: use the closest real column names of the frames in the kernel.
+
+    pandas says `'faer'` for one column and `"['Agee', 'Fare'] not in index"` for a list.
+    """
+    if name != "KeyError":
         return None
-    wrong = match.group(1)
-    known = {c for v in state.variables for c in (v.columns or [])}
-    close = difflib.get_close_matches(wrong, sorted(known), n=1, cutoff=0.6)
-    if not close:
-        return None
-    return re.sub(rf"""(['"]){re.escape(wrong)}\1""", lambda m: f"{m.group(1)}{close[0]}{m.group(1)}", code)
+    known = sorted({c for v in state.variables for c in (v.columns or [])})
+    wrong = [w for w in re.findall(r"'([^']+)'", value) or re.findall(r'"([^"]+)"', value) if w not in known]
+    fixed = code
+    for w in wrong:
+        close = difflib.get_close_matches(w, known, n=1, cutoff=0.6)
+        if close:
+            fixed = re.sub(
+                rf"""(['"]){re.escape(w)}\1""", lambda m, c=close[0]: f"{m.group(1)}{c}{m.group(1)}", fixed
+            )
+    return fixed if fixed != code else None
 
 
 def _unexpected_keyword(code: str, name: str, value: str, state: KernelState) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from dsassist.messages import EvaluateRequest, Evaluation, Execution, Metrics, Verdict
 
@@ -61,10 +62,12 @@ def feedback_for(execution: Execution) -> str:
     error = execution.error
     if error is None:
         return ""
-    where = next((line.strip() for line in reversed(error.traceback) if "---->" in line), "")
-    where = where.split("\n")[0] if where else ""
+    in_cell = [entry for entry in error.traceback if entry.lstrip().startswith("Cell In")]
+    lines = in_cell[-1].splitlines() if in_cell else []
+    arrow = next((line for line in lines if line.startswith("---->")), "")
     text = f"{error.name}: {error.value}"
-    return f"{text} (at: {where})" if where else text
+    match = re.match(r"---->\s*(\d+)\s?(.*)", arrow)
+    return f"{text} (line {match.group(1)}: {match.group(2).strip()})" if match else text
 
 
 def _fmt(m: Metrics) -> str:

@@ -26,17 +26,13 @@ _RECORD_MIME = re.compile(r"application/vnd\.dsassist\.[a-z_]+\+json")
 _STATE_PROBE = r"""
 def _dsassist_state():
     import json, sys, types
-    out, mods = [], sorted({m.split('.')[0] for m in sys.modules if not m.startswith('_')})
-    ns = get_ipython().user_ns
-    hidden = set(get_ipython().user_ns_hidden)
-    for name, value in list(ns.items()):
-        if name.startswith('_') or name in hidden or isinstance(value, types.ModuleType):
-            continue
-        if callable(value) and not hasattr(value, 'fit'):
-            kind = 'function' if isinstance(value, types.FunctionType) else type(value).__name__
-            out.append({'name': name, 'type': kind})
-            continue
+
+    def describe(name, value):
         item = {'name': name, 'type': type(value).__name__}
+        if callable(value) and not hasattr(value, 'fit'):
+            if isinstance(value, types.FunctionType):
+                item['type'] = 'function'
+            return item
         shape = getattr(value, 'shape', None)
         if shape is not None:
             item['shape'] = str(tuple(shape))
@@ -55,7 +51,16 @@ def _dsassist_state():
             item['detail'] = 'keys ' + ', '.join(map(str, list(value)[:12]))
         elif isinstance(value, (int, float, str, bool)):
             item['detail'] = '= ' + repr(value)[:60]
-        out.append(item)
+        return item
+
+    ns, hidden, out = get_ipython().user_ns, set(get_ipython().user_ns_hidden), []
+    for name, value in list(ns.items()):
+        if name.startswith('_') or name in hidden or isinstance(value, types.ModuleType):
+            continue
+        try:
+            out.append(describe(name, value))
+        except Exception:  # an object with odd attributes still gets a line
+            out.append({'name': name, 'type': type(value).__name__})
     imported = sorted(n for n, v in ns.items() if isinstance(v, types.ModuleType) and not n.startswith('_'))
     return json.dumps({'variables': out, 'modules': imported})
 """

@@ -61,8 +61,11 @@ _ID_NAME = re.compile(r"(^|_)(id|uuid|key|index|idx)$|^(id|uuid)_|identifier", r
 def publish(kind: str, record: dict[str, Any]) -> None:
     """Hand a structured record to whoever runs the kernel (the controller, or a notebook)."""
     try:
+        from IPython import get_ipython
         from IPython.display import display
-    except ImportError:  # plain Python: nobody is listening
+    except ImportError:
+        return
+    if get_ipython() is None:  # plain Python: nobody is listening
         return
     display({RECORD_MIME.format(kind=kind): record}, raw=True)
 
@@ -325,7 +328,7 @@ def date_parts(frame: pd.DataFrame) -> pd.DataFrame:
         t = pd.to_datetime(frame[col], errors="coerce", format="mixed")
         parts[f"{col}_year"] = t.dt.year
         parts[f"{col}_month"] = t.dt.month
-        parts[f"{col}_dayofweek"] = t.dt.dayofweek
+        parts[f"{col}_dayofweek"] = t.dt.day_of_week
         parts[f"{col}_hour"] = t.dt.hour
     return pd.DataFrame(parts, index=frame.index).astype(float)
 
@@ -427,7 +430,8 @@ def _encoder(kind: str, task: str, linear: bool, seed: int) -> Any:
         target_type = (
             "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
         )
-        return make_pipeline(to_object, TargetEncoder(target_type=target_type, random_state=seed))
+        splits = (KFold if task == "regression" else StratifiedKFold)(5, shuffle=True, random_state=seed)
+        return make_pipeline(to_object, TargetEncoder(target_type=target_type, cv=splits))
     onehot = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False)
     return make_pipeline(to_object, onehot)
 
