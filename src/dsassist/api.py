@@ -79,7 +79,12 @@ def _run(cfg: RunConfig, on_step: Callable[[Progress], None] | None) -> RunResul
     metric = cfg.metric or DEFAULT_METRIC[task]
     _check_options(cfg, dataset.frame, task, metric)
     templates = load_templates(cfg.templates_file)
-    out = _prepare_folder(cfg.out, cfg.overwrite)
+    out = cfg.out.resolve()
+    # the kernel writes only to work/: the database and the report stay out of its reach
+    sandbox = Sandbox(
+        out / "work", read_only=(dataset.path,), artifacts=out / "artifacts", **cfg.sandbox_options()
+    )
+    _prepare_folder(out, cfg.overwrite)
 
     run_id = uuid.uuid4().hex
     store = ProvenanceStore(out / "provenance.db")
@@ -122,18 +127,8 @@ def _run(cfg: RunConfig, on_step: Callable[[Progress], None] | None) -> RunResul
     )
     loop, status = Loop(view=view), "finished"
     try:
-        with Sandbox(out) as sandbox:
-            controller = Controller(
-                bus,
-                sandbox,
-                store,
-                run_id,
-                cfg.budget_s,
-                cfg.max_steps,
-                cfg.cell_timeout_s,
-                cfg.max_fix_attempts,
-                on_step,
-            )
+        with sandbox:
+            controller = Controller(bus, sandbox, store, run_id, cfg, on_step)
             controller.run(loop)
     except KeyboardInterrupt:
         status, loop.stop_reason = "interrupted", "interrupted by the user"
@@ -153,7 +148,7 @@ def _check_options(cfg: RunConfig, frame: pd.DataFrame, task: str, metric: str) 
             raise DSAssistError(f"{option.replace('_', ' ')} {column!r} not in {cfg.data.name}")
 
 
-def _prepare_folder(out: Path, overwrite: bool) -> Path:
+def _prepare_folder(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise DSAssistError(f"output folder {out} is a file")
     if out.exists() and any(out.iterdir()):
@@ -161,7 +156,6 @@ def _prepare_folder(out: Path, overwrite: bool) -> Path:
             raise DSAssistError(f"output folder {out} is not empty (use --overwrite to replace it)")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    return out.resolve()
 
 
 def _finish(
@@ -175,6 +169,9 @@ def _finish(
     elapsed: float,
 ) -> RunResult:
     steps, best = loop.view.steps, loop.best
+    for name in ("model.pkl", "model.json"):
+        if (out / "work" / name).is_file():
+            shutil.move(out / "work" / name, out / name)
     baseline = next((s for s in steps if s.kind == "baseline" and s.metrics), None)
     validation = _record_of(loop, "validation")
     drivers = _record_of(loop, "final", "drivers").get("columns", [])

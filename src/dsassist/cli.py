@@ -72,6 +72,9 @@ def run(
     ] = None,
     templates: Annotated[Path | None, typer.Option(help="Python file with extra TEMPLATES")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty run folder")] = False,
+    isolation: Annotated[str, typer.Option(help="auto (bubblewrap if present), strict or none")] = "auto",
+    memory_mb: Annotated[int, typer.Option(help="kernel address-space limit")] = 4096,
+    cpu_s: Annotated[int | None, typer.Option(help="kernel CPU-time limit")] = None,
 ) -> None:
     """Run plan -> code -> execute -> evaluate -> reflect cycles on DATA."""
     view = LiveView(f"[bold]DSAssist[/bold] {data} → {out}  (target {target!r}, budget {budget})")
@@ -91,6 +94,9 @@ def run(
             time_column=time_column,
             templates_file=templates,
             overwrite=overwrite,
+            isolation=isolation,
+            memory_mb=memory_mb,
+            cpu_s=cpu_s,
         )
     except DSAssistError as exc:
         _fail(str(exc))

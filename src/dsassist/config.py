@@ -45,6 +45,17 @@ class RunConfig(BaseModel):
     max_fix_attempts: int = Field(2, ge=0)
     templates_file: Path | None = None  # extra experiment templates from a Python file
     overwrite: bool = False
+    # the sandbox: isolation and per-kernel limits (None switches a limit off)
+    isolation: Literal["auto", "strict", "none"] = "auto"
+    memory_mb: int | None = Field(4096, ge=64)
+    cpu_s: int | None = Field(None, ge=1)
+    processes: int | None = Field(256, ge=8)
+    output_kb: int = Field(256, ge=1)
+    file_mb: int | None = Field(1024, ge=1)
+
+    def sandbox_options(self) -> dict[str, object]:
+        keys = ("isolation", "memory_mb", "cpu_s", "processes", "output_kb", "file_mb")
+        return {k: getattr(self, k) for k in keys}
 
     @field_validator("budget_s", "cell_timeout_s", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dsassist.bus import Bus
+from dsassist.config import RunConfig
 from dsassist.messages import (
     Attempt,
     Cell,
@@ -69,25 +70,22 @@ class Controller:
         sandbox: Sandbox,
         store: ProvenanceStore,
         run_id: str,
-        budget_s: float,
-        max_steps: int,
-        cell_timeout_s: float,
-        max_fix_attempts: int,
+        cfg: RunConfig,
         on_step: Callable[[Progress], None] | None = None,
+        spent_s: float = 0.0,
     ) -> None:
-        self.bus, self.sandbox, self.store, self.run_id = bus, sandbox, store, run_id
-        self.budget_s, self.max_steps = budget_s, max_steps
-        self.cell_timeout_s, self.max_fix_attempts = cell_timeout_s, max_fix_attempts
+        self.bus, self.sandbox, self.store, self.run_id, self.cfg = bus, sandbox, store, run_id, cfg
+        self.notes = cfg.out.resolve() / "steps"
         self.on_step = on_step or (lambda _: None)
-        self.started = time.monotonic()
+        self.started = time.monotonic() - spent_s  # a resumed run has spent part of its budget
 
     def time_left(self) -> float:
-        return self.budget_s - (time.monotonic() - self.started)
+        return self.cfg.budget_s - (time.monotonic() - self.started)
 
     def run(self, loop: Loop) -> Loop:
         while True:
             loop.view.time_left_s = self.time_left()
-            loop.view.steps_left = self.max_steps - len(loop.view.steps)
+            loop.view.steps_left = self.cfg.max_steps - len(loop.view.steps)
             if loop.view.steps_left <= 0 or loop.view.time_left_s <= 0:
                 loop.stop_reason = "budget spent" if loop.view.time_left_s <= 0 else "step limit reached"
                 return loop
@@ -110,7 +108,7 @@ class Controller:
         assert isinstance(cell, Cell)
         attempts: list[Attempt] = []
         while True:
-            timeout = max(1.0, min(self.cell_timeout_s, self.time_left()))
+            timeout = max(1.0, min(self.cfg.cell_timeout_s, self.time_left()))
             execution = self.sandbox.execute(cell.code, timeout=timeout)
             evaluation = self.bus.request(
                 "evaluator",
@@ -119,7 +117,7 @@ class Controller:
                     execution=execution,
                     parent=parent.metrics if parent and task.judged else None,
                     attempt=len(attempts),
-                    max_attempts=self.max_fix_attempts,
+                    max_attempts=self.cfg.max_fix_attempts,
                 ),
             )
             assert isinstance(evaluation, Evaluation)
@@ -186,7 +184,7 @@ class Controller:
         step.lesson = reflection.lesson
         loop.view.steps.append(step)
         self.store.record_step(self.run_id, step, attempts, started_at)
-        _write_note(self.sandbox.workdir / "steps", step, reflection.note)
+        _write_note(self.notes, step, reflection.note)
         return step
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ast
 import base64
+import collections
 import hashlib
 import json
 import os
 import queue
 import re
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 from jupyter_client.manager import KernelManager
 
 from dsassist.messages import ErrorInfo, Execution, KernelState, Output
+from dsassist.sandbox.isolation import KERNEL_UID, Confinement, Isolation, Limits
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _RECORD_MIME = re.compile(r"application/vnd\.dsassist\.[a-z_]+\+json")
@@ -66,31 +69,60 @@ def _dsassist_state():
 """
 
 
-class Sandbox:
-    """One stateful kernel whose working folder is `workdir`.
+class _ConfinedKernelManager(KernelManager):
+    """A kernel manager whose kernel command runs inside the sandbox's confinement."""
 
-    >>> with Sandbox(workdir) as sb:
+    confinement: Confinement | None = None
+    writable: list[Path] = []  # noqa: RUF012 - set per instance before start
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        command = super().format_kernel_cmd(extra_arguments)
+        assert self.confinement is not None
+        if self.confinement.drop_privileges:  # the unprivileged kernel must read its ports and key
+            os.chown(self.connection_file, KERNEL_UID, KERNEL_UID)
+        return self.confinement.wrap(command, self.writable)
+
+
+class Sandbox:
+    """One stateful kernel, confined, whose working (and only writable) folder is `workdir`.
+
+    >>> with Sandbox(workdir, memory_mb=2048) as sb:
     ...     r = sb.execute("x = 1 + 1; print(x)", timeout=30)
     ...     r.ok, r.stdout
     (True, '2\\n')
+
+    A failed cell says which limit it hit in `r.error.name` (`Timeout`, `MemoryLimit`,
+    `CPULimit`, `ProcessLimit`, `FileSizeLimit`, `KernelDied`); after a dead kernel the next
+    `execute` runs on a fresh one.
     """
 
     def __init__(
         self,
         workdir: str | os.PathLike[str],
         *,
-        kernel_name: str = "python3",
+        memory_mb: int | None = 4096,
+        cpu_s: int | None = None,
+        processes: int | None = 256,
         output_kb: int = 256,
+        file_mb: int | None = 1024,
+        isolation: Isolation = "auto",
+        read_only: tuple[str | os.PathLike[str], ...] = (),
+        artifacts: str | os.PathLike[str] | None = None,
+        kernel_name: str = "python3",
         startup_timeout: float = 60.0,
         interrupt_grace_s: float = 5.0,
     ) -> None:
         self.workdir = Path(workdir).resolve()
-        self.artifacts = self.workdir / "artifacts"
-        self.kernel_name = kernel_name
+        self.artifacts = Path(artifacts).resolve() if artifacts else self.workdir / "artifacts"
+        self.limits = Limits(memory_mb=memory_mb, cpu_s=cpu_s, processes=processes, file_mb=file_mb)
         self.output_limit = output_kb * 1024
+        self.confinement = Confinement(
+            self.workdir, self.limits, isolation, tuple(Path(p) for p in read_only)
+        )
+        self.kernel_name = kernel_name
         self.startup_timeout = startup_timeout
         self.interrupt_grace_s = interrupt_grace_s
-        self._km: KernelManager | None = None
+        self._km: _ConfinedKernelManager | None = None
         self._kc: Any = None
         self._sockets = ""
 
@@ -104,15 +136,18 @@ class Sandbox:
         self.close()
 
     def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        # IPC sockets are about a millisecond faster per round-trip than loopback TCP
-        km = KernelManager(kernel_name=self.kernel_name, transport="ipc")
         self._sockets = tempfile.mkdtemp(prefix="dsassist-kernel-")
-        km.ip = os.path.join(self._sockets, "kernel")
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        env.pop("MPLBACKEND", None)  # ipykernel's inline backend turns figures into PNG outputs
+        sockets = Path(self._sockets)
+        self.confinement.prepare(self.workdir, sockets)
+        # IPC sockets are about a millisecond faster per round-trip than loopback TCP
+        km = _ConfinedKernelManager(kernel_name=self.kernel_name, transport="ipc")
+        km.ip = str(sockets / "kernel")
+        km.connection_file = str(sockets / "kernel.json")
+        km.confinement, km.writable = self.confinement, [self.workdir, sockets]
+        # a signal would reach bubblewrap, not the kernel: interrupt with a control message
+        km.kernel_spec.interrupt_mode = "message"
         with open(self.workdir / "kernel.log", "ab") as log:
-            km.start_kernel(cwd=str(self.workdir), env=env, stdout=log, stderr=log)
+            km.start_kernel(cwd=str(self.workdir), env=self.confinement.env(), stdout=log, stderr=log)
         kc = km.client()
         kc.start_channels()
         try:
@@ -156,16 +191,31 @@ class Sandbox:
             if self.alive:
                 self._km.interrupt_kernel()
                 grace = time.perf_counter() + self.interrupt_grace_s
-                if not self._collect(msg_id, collector, grace):
-                    self.restart()
+                if not self._collect(msg_id, collector, grace) or collector.died:
+                    self.restart()  # the interrupt did not work: kill it
             collector.error = ErrorInfo(
                 name="Timeout",
                 value=f"the cell ran longer than {timeout:.0f}s and was interrupted",
             )
         elif collector.died:
-            collector.error = ErrorInfo(name="KernelDied", value="the kernel died while running the cell")
+            collector.error = self._death_cause()
             self.restart()
+        elif collector.error is not None:
+            collector.error = _name_limit(collector.error)
+            if collector.error.name == "ProcessLimit":
+                self.restart()  # forked children may still be running: end them all
         return collector.result(time.perf_counter() - start)
+
+    def _death_cause(self) -> ErrorInfo:
+        """Why the kernel process ended, from its exit status (bubblewrap passes it on)."""
+        process = getattr(self._km.provisioner, "process", None) if self._km else None
+        code = process.poll() if process is not None else None
+        sig = -code if code is not None and code < 0 else (code - 128 if code and code > 128 else 0)
+        if sig == signal.SIGXCPU:
+            return ErrorInfo(name="CPULimit", value=f"the kernel used its {self.limits.cpu_s}s of CPU time")
+        names = {signal.SIGSEGV: "a segmentation fault", signal.SIGKILL: "SIGKILL (out of memory?)"}
+        how = names.get(sig, f"signal {sig}" if sig else f"exit status {code}")
+        return ErrorInfo(name="KernelDied", value=f"the kernel died while running the cell: {how}")
 
     def state(self) -> KernelState:
         """Names, types, shapes and dtypes of what the kernel holds, and its imports."""
@@ -205,14 +255,61 @@ class Sandbox:
                 return True
 
 
+_LIMIT_ERRORS = (
+    ("MemoryLimit", ("MemoryError", "_ArrayMemoryError"), ""),
+    ("ProcessLimit", ("BlockingIOError", "OSError"), "Resource temporarily unavailable"),
+    ("FileSizeLimit", ("OSError",), "File too large"),
+)
+
+
+def _name_limit(error: ErrorInfo) -> ErrorInfo:
+    """An exception that a sandbox limit caused, renamed after the limit (the original kept)."""
+    for limit, names, text in _LIMIT_ERRORS:
+        if error.name in names and text in error.value:
+            return ErrorInfo(name=limit, value=f"{error.name}: {error.value}", traceback=error.traceback)
+    return error
+
+
+class _Capped:
+    """Text that keeps its first and last `limit / 2` characters, however much arrives."""
+
+    def __init__(self, limit: int) -> None:
+        self.half = limit // 2
+        self.head = ""
+        self.tail: collections.deque[str] = collections.deque()
+        self.tail_len = 0
+        self.cut = 0
+
+    def add(self, text: str) -> None:
+        if len(self.head) < self.half:
+            room = self.half - len(self.head)
+            self.head, text = self.head + text[:room], text[room:]
+        if not text:
+            return
+        self.tail.append(text)
+        self.tail_len += len(text)
+        while self.tail_len - len(self.tail[0]) >= self.half:
+            dropped = self.tail.popleft()
+            self.tail_len -= len(dropped)
+            self.cut += len(dropped)
+
+    def text(self) -> str:
+        tail = "".join(self.tail)
+        extra = max(0, len(tail) - self.half)
+        cut, tail = self.cut + extra, tail[extra:]
+        if cut == 0:
+            return self.head + tail
+        return f"{self.head}\n... [{cut} characters cut] ...\n{tail}"
+
+
 class _Collector:
     """Accumulates the iopub messages of one cell into an Execution."""
 
     def __init__(self, artifacts: Path, limit: int) -> None:
         self.artifacts = artifacts
         self.limit = limit
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
+        self.stdout = _Capped(limit)
+        self.stderr = _Capped(limit)
         self.outputs: list[Output] = []
         self.error: ErrorInfo | None = None
         self.died = False
@@ -220,7 +317,7 @@ class _Collector:
     def handle(self, msg: dict[str, Any]) -> bool:
         kind, content = msg["msg_type"], msg["content"]
         if kind == "stream":
-            (self.stdout if content["name"] == "stdout" else self.stderr).append(content["text"])
+            (self.stdout if content["name"] == "stdout" else self.stderr).add(content["text"])
         elif kind in ("display_data", "execute_result"):
             self.outputs.extend(self._bundle(content["data"]))
         elif kind == "error":
@@ -252,8 +349,8 @@ class _Collector:
     def result(self, duration: float) -> Execution:
         return Execution(
             ok=self.error is None,
-            stdout=_truncate("".join(self.stdout), self.limit),
-            stderr=_truncate("".join(self.stderr), self.limit),
+            stdout=self.stdout.text(),
+            stderr=self.stderr.text(),
             error=self.error,
             outputs=self.outputs,
             duration_s=duration,
@@ -262,7 +359,6 @@ class _Collector:
 
 def _truncate(text: str, limit: int) -> str:
     """Keep the head and the tail of an output flood."""
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n... [{len(text) - limit} characters cut] ...\n{text[-half:]}"
+    capped = _Capped(limit)
+    capped.add(text)
+    return capped.text()
