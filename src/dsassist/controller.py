@@ -143,6 +143,19 @@ class Controller:
             loop, task, step_id, attempts, evaluation, parent, started_at, time.monotonic() - t0
         )
 
+    def _checkpoint(self, step_id: int, replay: list[str]) -> None:
+        """Save the kernel state after a step, before the step is recorded as done.
+
+        The manifest lives in the run folder, out of the kernel's reach; a resumed run
+        restores the newest one.
+        """
+        checkpoint = self.sandbox.checkpoint(f"step-{step_id:03d}", replay=replay)
+        folder = self.cfg.out.resolve() / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".{checkpoint.label}.json.tmp"
+        tmp.write_text(checkpoint.model_dump_json(indent=1))
+        tmp.replace(folder / f"{checkpoint.label}.json")  # a kill mid-write leaves the old state
+
     def _record(
         self,
         loop: Loop,
@@ -183,9 +196,24 @@ class Controller:
         assert isinstance(reflection, Reflection)
         step.lesson = reflection.lesson
         loop.view.steps.append(step)
+        if step.verdict != Verdict.FAILED:
+            self._checkpoint(step_id, [code for _, code in winning_path(loop)])
         self.store.record_step(self.run_id, step, attempts, started_at)
         _write_note(self.notes, step, reflection.note)
         return step
+
+
+def winning_path(loop: Loop) -> list[tuple[StepSummary, str]]:
+    """The kept steps so far with their code, each accepted one followed by its accept line.
+
+    Replaying these cells in a fresh kernel rebuilds the state of the best step.
+    """
+    path = []
+    for step in loop.view.steps:
+        if step.id in loop.cells:
+            accepted = step.verdict == Verdict.ACCEPTED
+            path.append((step, loop.cells[step.id].rstrip() + (f"\n{ACCEPT_CELL}" if accepted else "")))
+    return path
 
 
 def _last_record(attempt: Attempt, kind: str) -> dict[str, Any]:

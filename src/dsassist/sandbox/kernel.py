@@ -20,6 +20,7 @@ from typing import Any
 from jupyter_client.manager import KernelManager
 
 from dsassist.messages import ErrorInfo, Execution, KernelState, Output
+from dsassist.sandbox.checkpoint import KERNEL_CODE, Checkpoint
 from dsassist.sandbox.isolation import KERNEL_UID, Confinement, Isolation, Limits
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -69,6 +70,40 @@ def _dsassist_state():
 """
 
 
+class _Kernel:
+    """One kernel process, its client and its socket folder."""
+
+    def __init__(self, manager: _ConfinedKernelManager, client: Any, sockets: Path) -> None:
+        self.manager, self.client, self.sockets = manager, client, sockets
+
+    def wait_ready(self, timeout: float) -> None:
+        """Until a kernel_info request has its reply and its idle status on iopub.
+
+        jupyter_client's wait_for_ready also sleeps 0.2 s to flush iopub; the idle status of
+        our own request proves the iopub subscription is live, so a pooled kernel is ready
+        in milliseconds.
+        """
+        deadline = time.monotonic() + timeout
+        msg_id = self.client.kernel_info()
+        while time.monotonic() < deadline:
+            try:
+                msg = self.client.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                if not self.manager.is_alive():
+                    raise RuntimeError("the kernel died while starting; see kernel.log") from None
+                msg_id = self.client.kernel_info()  # a request sent before the subscription was lost
+                continue
+            idle = msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
+            if idle and msg["parent_header"].get("msg_id") == msg_id:
+                return
+        raise RuntimeError(f"the kernel did not start within {timeout:.0f}s; see kernel.log")
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+        shutil.rmtree(self.sockets, ignore_errors=True)
+
+
 class _ConfinedKernelManager(KernelManager):
     """A kernel manager whose kernel command runs inside the sandbox's confinement."""
 
@@ -108,23 +143,26 @@ class Sandbox:
         isolation: Isolation = "auto",
         read_only: tuple[str | os.PathLike[str], ...] = (),
         artifacts: str | os.PathLike[str] | None = None,
+        pool: int = 1,
         kernel_name: str = "python3",
         startup_timeout: float = 60.0,
         interrupt_grace_s: float = 5.0,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.artifacts = Path(artifacts).resolve() if artifacts else self.workdir / "artifacts"
+        self.checkpoints = self.workdir / ".checkpoints"
         self.limits = Limits(memory_mb=memory_mb, cpu_s=cpu_s, processes=processes, file_mb=file_mb)
         self.output_limit = output_kb * 1024
         self.confinement = Confinement(
             self.workdir, self.limits, isolation, tuple(Path(p) for p in read_only)
         )
+        self.pool_size = pool
         self.kernel_name = kernel_name
         self.startup_timeout = startup_timeout
         self.interrupt_grace_s = interrupt_grace_s
-        self._km: _ConfinedKernelManager | None = None
-        self._kc: Any = None
-        self._sockets = ""
+        self.last_checkpoint: Checkpoint | None = None
+        self._kernel: _Kernel | None = None
+        self._spares: list[_Kernel] = []
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -136,9 +174,49 @@ class Sandbox:
         self.close()
 
     def start(self) -> None:
-        self._sockets = tempfile.mkdtemp(prefix="dsassist-kernel-")
-        sockets = Path(self._sockets)
-        self.confinement.prepare(self.workdir, sockets)
+        """Take a kernel (a pre-started one if the pool has it) and top the pool up."""
+        self.confinement.prepare(self.workdir)
+        kernel = self._spares.pop(0) if self._spares else self._launch()
+        try:
+            kernel.wait_ready(self.startup_timeout)
+        except RuntimeError:
+            kernel.shutdown()
+            raise
+        self._kernel = kernel
+        self._run_silent(_STATE_PROBE + KERNEL_CODE)
+        while len(self._spares) < self.pool_size:
+            self._spares.append(self._launch())  # boots while this kernel works
+
+    def close(self) -> None:
+        for kernel in [self._kernel, *self._spares]:
+            if kernel is not None:
+                kernel.shutdown()
+        self._kernel, self._spares = None, []
+
+    def restart(self) -> None:
+        """A fresh kernel from the pool: the namespace is lost."""
+        if self._kernel is not None:
+            self._kernel.shutdown()
+            self._kernel = None
+        self.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._kernel is not None and self._kernel.manager.is_alive()
+
+    @property
+    def _km(self) -> _ConfinedKernelManager:
+        assert self._kernel is not None, "the sandbox is not started"
+        return self._kernel.manager
+
+    @property
+    def _kc(self) -> Any:
+        assert self._kernel is not None, "the sandbox is not started"
+        return self._kernel.client
+
+    def _launch(self) -> _Kernel:
+        sockets = Path(tempfile.mkdtemp(prefix="dsassist-kernel-"))
+        self.confinement.prepare(sockets)
         # IPC sockets are about a millisecond faster per round-trip than loopback TCP
         km = _ConfinedKernelManager(kernel_name=self.kernel_name, transport="ipc")
         km.ip = str(sockets / "kernel")
@@ -148,33 +226,41 @@ class Sandbox:
         km.kernel_spec.interrupt_mode = "message"
         with open(self.workdir / "kernel.log", "ab") as log:
             km.start_kernel(cwd=str(self.workdir), env=self.confinement.env(), stdout=log, stderr=log)
-        kc = km.client()
-        kc.start_channels()
-        try:
-            kc.wait_for_ready(timeout=self.startup_timeout)
-        except RuntimeError:
-            kc.stop_channels()
-            km.shutdown_kernel(now=True)
-            raise
-        self._km, self._kc = km, kc
-        self._run_silent(_STATE_PROBE)
+        client = km.client()
+        client.start_channels()
+        return _Kernel(km, client, sockets)
 
-    def close(self) -> None:
-        if self._km is None:
-            return
-        self._kc.stop_channels()
-        self._km.shutdown_kernel(now=True)
-        self._km = self._kc = None
-        shutil.rmtree(self._sockets, ignore_errors=True)
+    # ---- checkpoints and branches -------------------------------------------------------
 
-    def restart(self) -> None:
-        """A fresh kernel: the namespace is lost."""
-        self.close()
-        self.start()
+    def checkpoint(self, label: str, replay: list[str] | None = None) -> Checkpoint:
+        """Save the namespace; it becomes the state a dead kernel is restored to.
 
-    @property
-    def alive(self) -> bool:
-        return self._km is not None and self._km.is_alive()
+        `replay` are the cells that rebuild what cannot be pickled, kept only if needed.
+        """
+        start = time.perf_counter()
+        folder = json.dumps(str(self.checkpoints))
+        payload = self._expression(f"_dsassist_checkpoint({folder})")
+        checkpoint = Checkpoint(label=label, **json.loads(payload))
+        if checkpoint.unpicklable:
+            checkpoint.replay = list(replay or [])
+        checkpoint.duration_s = time.perf_counter() - start
+        self.last_checkpoint = checkpoint
+        return checkpoint
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Bring a checkpoint's namespace into the current kernel (replaying cells if needed)."""
+        for cell in checkpoint.replay:
+            result = self.execute(cell)
+            if not result.ok:
+                raise RuntimeError(f"replaying checkpoint {checkpoint.label} failed: {result.error}")
+        args = f"{json.dumps(str(self.checkpoints))}, {json.dumps(checkpoint.model_dump_json())}"
+        self._expression(f"_dsassist_restore({args})")
+        self.last_checkpoint = checkpoint
+
+    def branch(self, checkpoint: Checkpoint) -> None:
+        """Continue from an earlier state: a fresh kernel from the pool, restored to `checkpoint`."""
+        self.restart()
+        self.restore(checkpoint)
 
     # ---- running code -------------------------------------------------------------------
 
@@ -191,20 +277,29 @@ class Sandbox:
             if self.alive:
                 self._km.interrupt_kernel()
                 grace = time.perf_counter() + self.interrupt_grace_s
-                if not self._collect(msg_id, collector, grace) or collector.died:
-                    self.restart()  # the interrupt did not work: kill it
+                killed = not self._collect(msg_id, collector, grace) or collector.died
             collector.error = ErrorInfo(
                 name="Timeout",
                 value=f"the cell ran longer than {timeout:.0f}s and was interrupted",
             )
+            if killed:  # the interrupt did not work
+                collector.error.value += self._recover()
         elif collector.died:
             collector.error = self._death_cause()
-            self.restart()
+            collector.error.value += self._recover()
         elif collector.error is not None:
             collector.error = _name_limit(collector.error)
-            if collector.error.name == "ProcessLimit":
-                self.restart()  # forked children may still be running: end them all
+            if collector.error.name == "ProcessLimit":  # forked children may still run: end them all
+                collector.error.value += self._recover()
         return collector.result(time.perf_counter() - start)
+
+    def _recover(self) -> str:
+        """Replace a dead or runaway kernel, restore the last checkpoint, and say so."""
+        self.restart()
+        if self.last_checkpoint is None:
+            return "; a fresh kernel replaced it (no checkpoint yet)"
+        self.restore(self.last_checkpoint)
+        return f"; a fresh kernel replaced it, restored from checkpoint {self.last_checkpoint.label}"
 
     def _death_cause(self) -> ErrorInfo:
         """Why the kernel process ended, from its exit status (bubblewrap passes it on)."""
@@ -219,13 +314,20 @@ class Sandbox:
 
     def state(self) -> KernelState:
         """Names, types, shapes and dtypes of what the kernel holds, and its imports."""
-        reply = self._run_silent("", user_expressions={"state": "_dsassist_state()"})
-        expr = reply["content"]["user_expressions"]["state"]
-        if expr.get("status") != "ok":
+        try:
+            return KernelState.model_validate(json.loads(self._expression("_dsassist_state()")))
+        except RuntimeError:
             return KernelState()
-        # the expression's value is a JSON string; text/plain holds its Python repr
-        payload = ast.literal_eval(expr["data"]["text/plain"])
-        return KernelState.model_validate(json.loads(payload))
+
+    def _expression(self, expression: str) -> str:
+        """The string value of an expression evaluated silently in the kernel."""
+        reply = self._run_silent("", user_expressions={"value": expression})
+        value = reply["content"]["user_expressions"]["value"]
+        if value.get("status") != "ok":
+            raise RuntimeError(
+                f"{expression} failed in the kernel: {value.get('ename')}: {value.get('evalue')}"
+            )
+        return ast.literal_eval(value["data"]["text/plain"])  # text/plain holds the str's repr
 
     # ---- internals ----------------------------------------------------------------------
 
