@@ -17,14 +17,14 @@ from pydantic import BaseModel, ValidationError
 from dsassist.agents import Coder, Evaluator, Planner, Reflector
 from dsassist.bus import InProcessBus
 from dsassist.config import RunConfig
-from dsassist.controller import Controller, Loop, Progress
+from dsassist.controller import Controller, Loop, Progress, latest_checkpoint
 from dsassist.data import check_target, infer_task, read_table
 from dsassist.errors import DSAssistError
 from dsassist.messages import RunView, Verdict
 from dsassist.report import answer_for, write_notebook, write_report
 from dsassist.sandbox import Sandbox
 from dsassist.store import ProvenanceStore
-from dsassist.templates import load_templates
+from dsassist.templates import Template, load_templates
 from dsassist.templates.tabular.toolkit import DEFAULT_METRIC, METRICS
 
 
@@ -73,26 +73,21 @@ def run(
 
 
 def _run(cfg: RunConfig, on_step: Callable[[Progress], None] | None) -> RunResult:
-    started = time.monotonic()
     dataset = read_table(cfg.data)
     task = infer_task(check_target(dataset.frame, cfg.target, cfg.data))
     metric = cfg.metric or DEFAULT_METRIC[task]
     _check_options(cfg, dataset.frame, task, metric)
     templates = load_templates(cfg.templates_file)
     out = cfg.out.resolve()
-    # the kernel writes only to work/: the database and the report stay out of its reach
-    sandbox = Sandbox(
-        out / "work", read_only=(dataset.path,), artifacts=out / "artifacts", **cfg.sandbox_options()
-    )
+    sandbox = _sandbox(cfg, out, dataset.path)
     _prepare_folder(out, cfg.overwrite)
 
     run_id = uuid.uuid4().hex
     store = ProvenanceStore(out / "provenance.db")
-    record = {**cfg.model_dump(mode="json"), "task": task, "metric": metric}
     rows, cols = dataset.shape
     store.start_run(
         run_id,
-        record,
+        {**cfg.model_dump(mode="json"), "task": task, "metric": metric},
         {
             "path": str(dataset.path),
             "sha256": dataset.sha256,
@@ -101,22 +96,59 @@ def _run(cfg: RunConfig, on_step: Callable[[Progress], None] | None) -> RunResul
             "format": dataset.format,
         },
     )
-    view = RunView(
-        task=task,
-        metric=metric,
-        time_left_s=cfg.budget_s,
-        steps_left=cfg.max_steps,
-        options={
-            "seed": cfg.seed,
-            "task": task,
-            "metric": metric,
-            "target": cfg.target,
-            "path": str(dataset.path),
-            "folds": cfg.folds,
-            "group_column": cfg.group_column,
-            "time_column": cfg.time_column,
-        },
+    loop = Loop(view=_view(cfg, task, metric, dataset.path))
+    return _drive(loop, cfg, templates, sandbox, store, run_id, dataset.sha256, on_step)
+
+
+def resume(run_dir: str | Path, on_step: Callable[[Progress], None] | None = None) -> RunResult:
+    """Continue a run that was stopped at any point: completed steps are kept, not repeated."""
+    out = Path(run_dir).resolve()
+    if not (out / "provenance.db").is_file():
+        raise DSAssistError(f"no run to resume in {run_dir}: provenance.db not found")
+    store = ProvenanceStore(out / "provenance.db")
+    run_row, dataset_row = store.only_run()
+    if run_row["status"] != "running":
+        raise DSAssistError(f"the run in {run_dir} is already {run_row['status']}: nothing to resume")
+    # the dataset's recorded path is absolute: the resume may run from another folder
+    cfg = RunConfig.model_validate({**run_row["config"], "out": out, "data": dataset_row["path"]})
+    dataset = read_table(cfg.data)
+    if dataset.sha256 != dataset_row["sha256"]:
+        raise DSAssistError(f"{cfg.data} changed since the run started (sha256 differs): start a new run")
+    templates = load_templates(cfg.templates_file)
+    loop = Loop(view=_view(cfg, run_row["task"], run_row["metric"], dataset.path))
+    for step, execution, code in store.load_steps(run_row["id"]):
+        loop.add(step, execution, code)
+    sandbox = _sandbox(cfg, out, dataset.path)
+    spent = sum(s.duration_s for s in loop.view.steps)
+    return _drive(loop, cfg, templates, sandbox, store, run_row["id"], dataset.sha256, on_step, spent)
+
+
+def _view(cfg: RunConfig, task: str, metric: str, data: Path) -> RunView:
+    options = {"seed": cfg.seed, "task": task, "metric": metric, "target": cfg.target, "path": str(data)}
+    options |= {"folds": cfg.folds, "group_column": cfg.group_column, "time_column": cfg.time_column}
+    return RunView(
+        task=task, metric=metric, time_left_s=cfg.budget_s, steps_left=cfg.max_steps, options=options
     )
+
+
+def _sandbox(cfg: RunConfig, out: Path, data: Path) -> Sandbox:
+    # the kernel writes only to work/: the database and the report stay out of its reach
+    return Sandbox(out / "work", read_only=(data,), artifacts=out / "artifacts", **cfg.sandbox_options())
+
+
+def _drive(
+    loop: Loop,
+    cfg: RunConfig,
+    templates: list[Template],
+    sandbox: Sandbox,
+    store: ProvenanceStore,
+    run_id: str,
+    sha256: str,
+    on_step: Callable[[Progress], None] | None,
+    spent_s: float = 0.0,
+) -> RunResult:
+    """Run the loop from wherever `loop` stands to the end, then write the run folder's results."""
+    started = time.monotonic() - spent_s
     bus = InProcessBus(
         {
             "planner": Planner(templates),
@@ -125,14 +157,16 @@ def _run(cfg: RunConfig, on_step: Callable[[Progress], None] | None) -> RunResul
             "reflector": Reflector(),
         }
     )
-    loop, status = Loop(view=view), "finished"
+    status = "finished"
     try:
         with sandbox:
-            controller = Controller(bus, sandbox, store, run_id, cfg, on_step)
-            controller.run(loop)
+            checkpoint = latest_checkpoint(cfg.out.resolve() / "checkpoints", loop)
+            if checkpoint is not None:
+                sandbox.restore(checkpoint)
+            Controller(bus, sandbox, store, run_id, cfg, on_step, spent_s).run(loop)
     except KeyboardInterrupt:
         status, loop.stop_reason = "interrupted", "interrupted by the user"
-    result = _finish(loop, cfg, out, run_id, store, dataset.sha256, status, time.monotonic() - started)
+    result = _finish(loop, cfg, cfg.out.resolve(), run_id, store, sha256, status, time.monotonic() - started)
     store.close()
     return result
 

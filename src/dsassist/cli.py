@@ -101,6 +101,10 @@ def run(
     except DSAssistError as exc:
         _fail(str(exc))
         return
+    _summary(result)
+
+
+def _summary(result: api.RunResult) -> None:
     table = Table(show_header=False, box=None)
     table.add_row(
         "best", f"{result.metric} {result.best_score} ± {result.best_std} (step {result.best_step})"
@@ -112,6 +116,18 @@ def run(
     console.print(table)
     if result.status != "finished":
         raise typer.Exit(130)
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="the folder of a run that was stopped")]) -> None:
+    """Continue a stopped run: no completed step is lost or repeated."""
+    view = LiveView(f"[bold]DSAssist[/bold] resuming {run_dir}")
+    try:
+        result = api.resume(run_dir, on_step=view)
+    except DSAssistError as exc:
+        _fail(str(exc))
+        return
+    _summary(result)
 
 
 @app.command()

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dsassist.bus import Bus
 from dsassist.config import RunConfig
@@ -28,6 +27,7 @@ from dsassist.messages import (
     Verdict,
 )
 from dsassist.sandbox import Sandbox
+from dsassist.sandbox.checkpoint import Checkpoint
 from dsassist.store import ProvenanceStore
 from dsassist.store.provenance import now
 
@@ -59,6 +59,18 @@ class Loop:
     @property
     def best(self) -> StepSummary | None:
         return self.by_id(self.view.best_step)
+
+    def add(self, step: StepSummary, execution: Execution, code: str) -> None:
+        """Take in a finished step: a kept one extends the winning path, an accepted one leads."""
+        self.view.steps.append(step)
+        self.executions[step.id] = execution
+        if step.verdict in (Verdict.ACCEPTED, Verdict.DONE):
+            self.cells[step.id] = code
+        if step.verdict == Verdict.ACCEPTED:
+            self.view.best_step = step.id
+        if step.kind == "profile" and step.verdict == Verdict.DONE:
+            records = execution.records("profile")
+            self.view.profile = records[-1] if records else {}
 
 
 class Controller:
@@ -182,20 +194,14 @@ class Controller:
             attempts=len(attempts),
             error=evaluation.feedback if evaluation.verdict == Verdict.FAILED else None,
         )
-        loop.executions[step_id] = last.execution
-        if step.verdict in (Verdict.ACCEPTED, Verdict.DONE):
-            loop.cells[step_id] = last.code
         if step.verdict == Verdict.ACCEPTED:
             self.sandbox.execute(ACCEPT_CELL)
-            loop.view.best_step = step_id
-        if step.kind == "profile" and step.verdict == Verdict.DONE:
-            loop.view.profile = _last_record(last, "profile")
         reflection = self.bus.request(
             "reflector", ReflectRequest(step=step, attempts=attempts, parent=parent)
         )
         assert isinstance(reflection, Reflection)
         step.lesson = reflection.lesson
-        loop.view.steps.append(step)
+        loop.add(step, last.execution, last.code)
         if step.verdict != Verdict.FAILED:
             self._checkpoint(step_id, [code for _, code in winning_path(loop)])
         self.store.record_step(self.run_id, step, attempts, started_at)
@@ -216,9 +222,13 @@ def winning_path(loop: Loop) -> list[tuple[StepSummary, str]]:
     return path
 
 
-def _last_record(attempt: Attempt, kind: str) -> dict[str, Any]:
-    records = attempt.execution.records(kind)
-    return records[-1] if records else {}
+def latest_checkpoint(folder: Path, loop: Loop) -> Checkpoint | None:
+    """The newest checkpoint of a recorded step (a later one belongs to a step that never finished)."""
+    for step in reversed(loop.view.steps):
+        path = folder / f"step-{step.id:03d}.json"
+        if path.is_file():
+            return Checkpoint.model_validate_json(path.read_text())
+    return None
 
 
 def _write_note(folder: Path, step: StepSummary, note: str) -> None:

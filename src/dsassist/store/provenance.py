@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, insert, select, update
 
-from dsassist.messages import Attempt, StepSummary
+from dsassist.messages import Attempt, ErrorInfo, Execution, Metrics, Output, StepSummary
 from dsassist.store import schema
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -140,9 +140,62 @@ class ProvenanceStore:
                 )
             )
 
+    def only_run(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The run and dataset rows of a run folder's own database (it holds one run)."""
+        with self.engine.connect() as c:
+            run = c.execute(select(schema.runs)).mappings().one()
+            dataset = (
+                c.execute(select(schema.datasets).where(schema.datasets.c.run_id == run["id"]))
+                .mappings()
+                .one()
+            )
+        return dict(run), dict(dataset)
+
+    def load_steps(self, run_id: str) -> list[tuple[StepSummary, Execution, str]]:
+        """Every recorded step with its last execution and code, in order."""
+        lessons = {r["step_id"]: r["text"] for r in self.rows("lessons", run_id)}
+        last: dict[int, dict[str, Any]] = {}
+        for row in self.rows("executions", run_id):
+            last[row["step_id"]] = row  # rows come in insertion order: the last attempt wins
+        loaded = []
+        for row in sorted(self.rows("steps", run_id), key=lambda r: r["id"]):
+            step = StepSummary(
+                id=row["id"],
+                parent=row["parent_id"],
+                template_id=row["template_id"],
+                kind=row["kind"],
+                hypothesis=row["hypothesis"],
+                params=row["params"],
+                verdict=row["verdict"],
+                metrics=Metrics.model_validate(row["metrics"]) if row["metrics"] else None,
+                gain=row["gain"],
+                duration_s=row["duration_s"],
+                attempts=row["attempts"],
+                error=row["error"],
+                lesson=lessons.get(row["id"], ""),
+            )
+            loaded.append((step, _execution(last[row["id"]]), last[row["id"]]["code"]))
+        return loaded
+
     def rows(self, table: str, run_id: str) -> list[dict[str, Any]]:
         """All rows of one table for one run, in insertion order."""
         t = schema.metadata.tables[table]
         key = t.c.id if table == "runs" else t.c.run_id
         with self.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(select(t).where(key == run_id))]
+
+
+def _execution(row: dict[str, Any]) -> Execution:
+    error = None
+    if row["error_name"]:
+        error = ErrorInfo(
+            name=row["error_name"], value=row["error_value"] or "", traceback=row["traceback"] or []
+        )
+    return Execution(
+        ok=row["ok"],
+        stdout=row["stdout"],
+        stderr=row["stderr"],
+        error=error,
+        outputs=[Output.model_validate(o) for o in row["outputs"]],
+        duration_s=row["duration_s"],
+    )
