@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from dsassist.controller import Loop
 from dsassist.messages import StepSummary, Verdict
+from dsassist.report.tree import text_tree, tree_plot
 
 
 def answer_for(loop: Loop, question: str, target: str, drivers: list[dict[str, Any]]) -> str:
@@ -33,6 +34,7 @@ def answer_for(loop: Loop, question: str, target: str, drivers: list[dict[str, A
 
 def write_report(loop: Loop, folder: Path, meta: dict[str, Any], answer: str) -> None:
     plot = _progress_plot(loop, folder / "plots" / "progress.png")
+    tree = "plots/tree.png" if tree_plot(loop.view.steps, folder / "plots" / "tree.png") else None
     question = meta["question"] or f"How well can {meta['target']!r} be predicted, and from what?"
     parts = [
         f"# DSAssist report: {meta['data_name']}",
@@ -54,6 +56,16 @@ def write_report(loop: Loop, folder: Path, meta: dict[str, Any], answer: str) ->
         "## What was tried",
         "",
         _steps_table(loop),
+        "",
+        "## The experiment tree",
+        "",
+        "Each step builds on the kernel state of its parent; judged steps on the best step so far.",
+        "",
+        "```",
+        text_tree(loop.view.steps),
+        "```",
+        "",
+        f"![experiment tree]({tree})" if tree else "",
         "",
         "## What helped",
         "",
