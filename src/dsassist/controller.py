@@ -49,6 +49,7 @@ class Loop:
     """The run's memory: every step, the best one, and the cells of the winning path."""
 
     view: RunView
+    head: int | None = None  # the step whose state the kernel holds
     cells: dict[int, str] = field(default_factory=dict)  # step id -> code that ran successfully
     executions: dict[int, Execution] = field(default_factory=dict)  # step id -> its last run
     stop_reason: str = ""
@@ -60,13 +61,21 @@ class Loop:
     def best(self) -> StepSummary | None:
         return self.by_id(self.view.best_step)
 
+    def _beats_best(self, step: StepSummary) -> bool:
+        """A step kept on a branch from an older step leads only if it beats the best so far."""
+        best = self.best
+        if best is None or step.parent == best.id or best.metrics is None or step.metrics is None:
+            return True
+        return step.metrics.gain_over(best.metrics) > 0
+
     def add(self, step: StepSummary, execution: Execution, code: str) -> None:
         """Take in a finished step: a kept one extends the winning path, an accepted one leads."""
         self.view.steps.append(step)
         self.executions[step.id] = execution
         if step.verdict in (Verdict.ACCEPTED, Verdict.DONE):
             self.cells[step.id] = code
-        if step.verdict == Verdict.ACCEPTED:
+            self.head = step.id
+        if step.verdict == Verdict.ACCEPTED and self._beats_best(step):
             self.view.best_step = step.id
         if step.kind == "profile" and step.verdict == Verdict.DONE:
             records = execution.records("profile")
@@ -88,6 +97,7 @@ class Controller:
     ) -> None:
         self.bus, self.sandbox, self.store, self.run_id, self.cfg = bus, sandbox, store, run_id, cfg
         self.notes = cfg.out.resolve() / "steps"
+        self.checkpoints = cfg.out.resolve() / "checkpoints"
         self.on_step = on_step or (lambda _: None)
         self.started = time.monotonic() - spent_s  # a resumed run has spent part of its budget
 
@@ -115,6 +125,8 @@ class Controller:
         started_at, t0 = now(), time.monotonic()
         step_id = len(loop.view.steps)
         parent = loop.by_id(task.parent)
+        if parent is not None and parent.id != loop.head and parent.verdict != Verdict.REJECTED:
+            self._branch(loop, parent.id)
         state = self.sandbox.state()
         cell = self.bus.request("coder", CodeRequest(task=task, state=state))
         assert isinstance(cell, Cell)
@@ -155,6 +167,12 @@ class Controller:
             loop, task, step_id, attempts, evaluation, parent, started_at, time.monotonic() - t0
         )
 
+    def _branch(self, loop: Loop, step_id: int) -> None:
+        """Continue from an earlier step: its checkpoint, restored into a pooled kernel."""
+        path = self.checkpoints / f"step-{step_id:03d}.json"
+        self.sandbox.branch(Checkpoint.model_validate_json(path.read_text()))
+        loop.head = step_id
+
     def _checkpoint(self, step_id: int, replay: list[str]) -> None:
         """Save the kernel state after a step, before the step is recorded as done.
 
@@ -162,7 +180,7 @@ class Controller:
         restores the newest one.
         """
         checkpoint = self.sandbox.checkpoint(f"step-{step_id:03d}", replay=replay)
-        folder = self.cfg.out.resolve() / "checkpoints"
+        folder = self.checkpoints
         folder.mkdir(exist_ok=True)
         tmp = folder / f".{checkpoint.label}.json.tmp"
         tmp.write_text(checkpoint.model_dump_json(indent=1))
@@ -203,23 +221,32 @@ class Controller:
         step.lesson = reflection.lesson
         loop.add(step, last.execution, last.code)
         if step.verdict != Verdict.FAILED:
-            self._checkpoint(step_id, [code for _, code in winning_path(loop)])
+            self._checkpoint(step_id, [code for _, code in chain(loop, step_id)])
         self.store.record_step(self.run_id, step, attempts, started_at)
         _write_note(self.notes, step, reflection.note)
         return step
 
 
-def winning_path(loop: Loop) -> list[tuple[StepSummary, str]]:
-    """The kept steps so far with their code, each accepted one followed by its accept line.
+def chain(loop: Loop, step_id: int | None) -> list[tuple[StepSummary, str]]:
+    """The kept steps from the first one to `step_id`, following parents, with their code.
 
-    Replaying these cells in a fresh kernel rebuilds the state of the best step.
+    Each accepted step's code ends with its accept line: replaying the cells in a fresh
+    kernel rebuilds the state of `step_id`.
     """
     path = []
-    for step in loop.view.steps:
+    step = loop.by_id(step_id)
+    while step is not None:
         if step.id in loop.cells:
             accepted = step.verdict == Verdict.ACCEPTED
             path.append((step, loop.cells[step.id].rstrip() + (f"\n{ACCEPT_CELL}" if accepted else "")))
-    return path
+        step = loop.by_id(step.parent)
+    return path[::-1]
+
+
+def winning_path(loop: Loop) -> list[tuple[StepSummary, str]]:
+    """The chain that ends in the final refit (or, before it, in the best step)."""
+    final = next((s.id for s in loop.view.steps if s.kind == "final" and s.id in loop.cells), None)
+    return chain(loop, final if final is not None else loop.view.best_step)
 
 
 def latest_checkpoint(folder: Path, loop: Loop) -> Checkpoint | None:

@@ -63,6 +63,8 @@ def _key(params: dict) -> str:
 
 def _parent(run: RunView, template: Template) -> int | None:
     """Judged steps build on the best step; set-up steps on the step before them."""
+    if template.parent is not None:
+        return template.parent(run)
     if template.judged and run.best_step is not None:
         return run.best_step
     done = [s.id for s in run.steps if s.verdict == Verdict.DONE]

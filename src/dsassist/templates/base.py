@@ -29,6 +29,8 @@ class Template:
     prompt: str = ""
     judged: bool = True
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # the step to build on; by default the best step (judged) or the previous one (set-up)
+    parent: Callable[[RunView], int | None] | None = None
 
     def task(self, params: Params, parent: int | None) -> Task:
         return Task(
