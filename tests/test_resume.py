@@ -20,7 +20,7 @@ from dsassist.sandbox.checkpoint import Checkpoint
 
 pytestmark = pytest.mark.slow
 DATA = Path(__file__).parent / "data"
-OPTIONS = ("--budget", "5m", "--seed", "0", "--max-steps", "14")
+OPTIONS = ("--budget", "5m", "--seed", "0", "--max-steps", "20")
 
 
 def steps(out: Path) -> list[tuple]:
@@ -41,7 +41,7 @@ def count_steps(out: Path) -> int:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> tuple[Path, list[tuple]]:
     out = tmp_path_factory.mktemp("reference") / "run"
-    dsassist.run(examples.path("titanic"), "survived", out, budget="5m", seed=0, max_steps=14)
+    dsassist.run(examples.path("titanic"), "survived", out, budget="5m", seed=0, max_steps=20)
     return out, steps(out)
 
 
@@ -61,7 +61,7 @@ def run_and_kill(out: Path, after_steps: int) -> None:
     process.wait()
 
 
-@pytest.mark.parametrize("after_steps", [1, 6, 14], ids=["during-setup", "mid-run", "during-report"])
+@pytest.mark.parametrize("after_steps", [1, 6, 16], ids=["during-setup", "mid-run", "during-report"])
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, reference, after_steps):
     ref_out, ref_steps = reference
     out = tmp_path / "run"
@@ -107,7 +107,7 @@ def test_restored_checkpoint_reproduces_its_step_metric(reference):
     assert r.records("metrics")[-1]["mean"] == pytest.approx(linear[4], abs=1e-12)
 
 
-def test_a_branch_from_an_old_step_reproduces_that_steps_metric(tmp_path):
+def test_a_branch_from_an_old_step_reproduces_that_steps_metric(tmp_path, reference):
     out = tmp_path / "run"
     result = dsassist.run(
         examples.path("titanic"),
@@ -124,9 +124,7 @@ def test_a_branch_from_an_old_step_reproduces_that_steps_metric(tmp_path):
     linear = next(s for s in rows if s[2] == "linear")
     assert branch[1] == baseline[0]  # built on the old baseline step, not on the best
     assert branch[4] == pytest.approx(linear[4], abs=1e-12)  # same state, same folds: same score
-    full = dsassist.run(
-        examples.path("titanic"), "survived", tmp_path / "full", budget="5m", seed=0, max_steps=20
-    )
-    assert result.best_score == full.best_score  # the branch did not disturb the main line
+    reference_result = json.loads((reference[0] / "result.json").read_text())
+    assert result.best_score == reference_result["best_score"]  # the branch left the main line alone
     final = next(s for s in rows if s[2] == "final")
     assert final[1] == result.best_step  # the refit went back to the best branch
