@@ -1,7 +1,8 @@
-"""The `dsassist` command line: `run` a closed loop on a table, `predict` with its model."""
+"""The `dsassist` command line: `run` a closed loop on a table, `resume` it, `predict` with its model."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
 
 VERDICT_STYLE = {"accepted": "green", "rejected": "yellow", "failed": "red", "done": "cyan"}
+
+
+def _warn(message: Warning | str, *_: object, **__: object) -> None:
+    console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+
+
+@app.callback()
+def _setup() -> None:
+    """DSAssist: many tiny, recorded experiments on a table."""
+    warnings.showwarning = _warn  # one readable line per warning, not a source excerpt
 
 
 def _fail(message: str) -> None:
@@ -75,6 +86,9 @@ def run(
     isolation: Annotated[str, typer.Option(help="auto (bubblewrap if present), strict or none")] = "auto",
     memory_mb: Annotated[int, typer.Option(help="kernel address-space limit")] = 4096,
     cpu_s: Annotated[int | None, typer.Option(help="kernel CPU-time limit")] = None,
+    processes: Annotated[int, typer.Option(help="kernel process limit")] = 256,
+    file_mb: Annotated[int, typer.Option(help="largest file the kernel may write")] = 1024,
+    output_kb: Annotated[int, typer.Option(help="output kept per stream and cell")] = 256,
 ) -> None:
     """Run plan -> code -> execute -> evaluate -> reflect cycles on DATA."""
     view = LiveView(f"[bold]DSAssist[/bold] {data} → {out}  (target {target!r}, budget {budget})")
@@ -97,6 +111,9 @@ def run(
             isolation=isolation,
             memory_mb=memory_mb,
             cpu_s=cpu_s,
+            processes=processes,
+            file_mb=file_mb,
+            output_kb=output_kb,
         )
     except DSAssistError as exc:
         _fail(str(exc))
