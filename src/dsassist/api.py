@@ -27,6 +27,9 @@ from dsassist.store import ProvenanceStore
 from dsassist.templates import Template, load_templates
 from dsassist.templates.tabular.toolkit import DEFAULT_METRIC, METRICS
 
+# what the tabular cells import: pooled kernels import it while they wait
+TABULAR_MODULES = ("numpy", "pandas", "sklearn.ensemble", "lightgbm", "matplotlib.pyplot")
+
 
 class RunResult(BaseModel):
     """The outcome of a run, as written to `result.json`."""
@@ -133,7 +136,13 @@ def _view(cfg: RunConfig, task: str, metric: str, data: Path) -> RunView:
 
 def _sandbox(cfg: RunConfig, out: Path, data: Path) -> Sandbox:
     # the kernel writes only to work/: the database and the report stay out of its reach
-    return Sandbox(out / "work", read_only=(data,), artifacts=out / "artifacts", **cfg.sandbox_options())
+    return Sandbox(
+        out / "work",
+        read_only=(data,),
+        artifacts=out / "artifacts",
+        preload=TABULAR_MODULES,
+        **cfg.sandbox_options(),
+    )
 
 
 def _drive(

@@ -105,9 +105,12 @@ while True:
     pass
 """
 
+# about 10 MB/s, for ever (an unthrottled flood breaks the kernel: see test_isolation.py)
 OUTPUT_FLOOD = """
+import time
 while True:
     print("flood " * 2000)
+    time.sleep(0.001)
 """
 
 UNINTERRUPTIBLE_LOOP = """

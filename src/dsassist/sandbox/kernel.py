@@ -23,6 +23,7 @@ from dsassist.messages import ErrorInfo, Execution, KernelState, Output
 from dsassist.sandbox.checkpoint import KERNEL_CODE, Checkpoint
 from dsassist.sandbox.isolation import KERNEL_UID, Confinement, Isolation, Limits
 
+CHECKPOINT_TIMEOUT_S = 1800.0  # pickling several GB takes minutes, not hours
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _RECORD_MIME = re.compile(r"application/vnd\.dsassist\.[a-z_]+\+json")
 
@@ -144,6 +145,7 @@ class Sandbox:
         read_only: tuple[str | os.PathLike[str], ...] = (),
         artifacts: str | os.PathLike[str] | None = None,
         pool: int = 1,
+        preload: tuple[str, ...] = (),
         kernel_name: str = "python3",
         startup_timeout: float = 60.0,
         interrupt_grace_s: float = 5.0,
@@ -157,6 +159,7 @@ class Sandbox:
             self.workdir, self.limits, isolation, tuple(Path(p) for p in read_only)
         )
         self.pool_size = pool
+        self.preload = preload
         self.kernel_name = kernel_name
         self.startup_timeout = startup_timeout
         self.interrupt_grace_s = interrupt_grace_s
@@ -225,10 +228,26 @@ class Sandbox:
         # a signal would reach bubblewrap, not the kernel: interrupt with a control message
         km.kernel_spec.interrupt_mode = "message"
         with open(self.workdir / "kernel.log", "ab") as log:
-            km.start_kernel(cwd=str(self.workdir), env=self.confinement.env(), stdout=log, stderr=log)
+            km.start_kernel(
+                cwd=str(self.workdir),
+                env=self.confinement.env(),
+                stdout=log,
+                stderr=log,
+                extra_arguments=self._preload_arguments(),
+            )
         client = km.client()
         client.start_channels()
         return _Kernel(km, client, sockets)
+
+    def _preload_arguments(self) -> list[str]:
+        """Import heavy modules while a pooled kernel boots, so that a restore need not wait for them.
+
+        Nothing is bound in the user's namespace: the modules only land in `sys.modules`.
+        """
+        if not self.preload:
+            return []
+        names = ", ".join(repr(m) for m in self.preload)
+        return [f"--IPKernelApp.exec_lines=for _m in ({names},): __import__(_m)"]
 
     # ---- checkpoints and branches -------------------------------------------------------
 
@@ -239,7 +258,7 @@ class Sandbox:
         """
         start = time.perf_counter()
         folder = json.dumps(str(self.checkpoints))
-        payload = self._expression(f"_dsassist_checkpoint({folder})")
+        payload = self._expression(f"_dsassist_checkpoint({folder})", timeout=CHECKPOINT_TIMEOUT_S)
         checkpoint = Checkpoint(label=label, **json.loads(payload))
         if checkpoint.unpicklable:
             checkpoint.replay = list(replay or [])
@@ -254,7 +273,7 @@ class Sandbox:
             if not result.ok:
                 raise RuntimeError(f"replaying checkpoint {checkpoint.label} failed: {result.error}")
         args = f"{json.dumps(str(self.checkpoints))}, {json.dumps(checkpoint.model_dump_json())}"
-        self._expression(f"_dsassist_restore({args})")
+        self._expression(f"_dsassist_restore({args})", timeout=CHECKPOINT_TIMEOUT_S)
         self.last_checkpoint = checkpoint
 
     def branch(self, checkpoint: Checkpoint) -> None:
@@ -274,6 +293,7 @@ class Sandbox:
         deadline = None if timeout is None else start + timeout
         finished = self._collect(msg_id, collector, deadline)
         if not finished:
+            killed = True  # unless the interrupt works
             if self.alive:
                 self._km.interrupt_kernel()
                 grace = time.perf_counter() + self.interrupt_grace_s
@@ -319,9 +339,9 @@ class Sandbox:
         except RuntimeError:
             return KernelState()
 
-    def _expression(self, expression: str) -> str:
+    def _expression(self, expression: str, timeout: float | None = None) -> str:
         """The string value of an expression evaluated silently in the kernel."""
-        reply = self._run_silent("", user_expressions={"value": expression})
+        reply = self._run_silent("", timeout=timeout, user_expressions={"value": expression})
         value = reply["content"]["user_expressions"]["value"]
         if value.get("status") != "ok":
             raise RuntimeError(
@@ -331,10 +351,16 @@ class Sandbox:
 
     # ---- internals ----------------------------------------------------------------------
 
-    def _run_silent(self, code: str, **kwargs: Any) -> dict[str, Any]:
+    def _run_silent(self, code: str, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
         msg_id = self._kc.execute(code, silent=True, store_history=False, **kwargs)
+        deadline = time.monotonic() + (timeout or self.startup_timeout)
         while True:
-            reply = self._kc.get_shell_msg(timeout=self.startup_timeout)
+            try:
+                reply = self._kc.get_shell_msg(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(
+                    f"the kernel did not answer within {timeout or self.startup_timeout:.0f}s"
+                ) from None
             if reply["parent_header"].get("msg_id") == msg_id:
                 return reply
 
