@@ -61,7 +61,7 @@ def run_and_kill(out: Path, after_steps: int) -> None:
     process.wait()
 
 
-@pytest.mark.parametrize("after_steps", [1, 6, 16], ids=["during-setup", "mid-run", "during-report"])
+@pytest.mark.parametrize("after_steps", [1, 6, 20], ids=["during-setup", "mid-run", "during-report"])
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, reference, after_steps):
     ref_out, ref_steps = reference
     out = tmp_path / "run"

@@ -140,6 +140,7 @@ def _sandbox(cfg: RunConfig, out: Path, data: Path) -> Sandbox:
         out / "work",
         read_only=(data,),
         artifacts=out / "artifacts",
+        log=out / "kernel.log",  # out of the kernel's reach: it could swap its own files for links
         preload=TABULAR_MODULES,
         **cfg.sandbox_options(),
     )
@@ -160,7 +161,7 @@ def _drive(
     started = time.monotonic() - spent_s
     bus = InProcessBus(
         {
-            "planner": Planner(templates),
+            "planner": Planner(templates, cfg.explore_share),
             "coder": Coder(templates),
             "evaluator": Evaluator(),
             "reflector": Reflector(),

@@ -45,6 +45,7 @@ class RunConfig(BaseModel):
     max_fix_attempts: int = Field(2, ge=0)
     templates_file: Path | None = None  # extra experiment templates from a Python file
     overwrite: bool = False
+    explore_share: float = Field(0.3, ge=0.0, le=1.0)  # time for Bayesian parameter sampling
     # the sandbox: isolation and per-kernel limits (None switches a limit off)
     isolation: Literal["auto", "strict", "none"] = "auto"
     memory_mb: int | None = Field(4096, ge=64)

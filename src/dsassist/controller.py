@@ -125,7 +125,7 @@ class Controller:
         started_at, t0 = now(), time.monotonic()
         step_id = len(loop.view.steps)
         parent = loop.by_id(task.parent)
-        if parent is not None and parent.id != loop.head and parent.verdict != Verdict.REJECTED:
+        if parent is not None and parent.id != loop.head:
             self._branch(loop, parent.id)
         state = self.sandbox.state()
         cell = self.bus.request("coder", CodeRequest(task=task, state=state))

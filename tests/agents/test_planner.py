@@ -114,7 +114,8 @@ def through_baseline(planner, baseline_duration=1.0) -> RunView:
 
 @pytest.fixture
 def planner() -> Planner:
-    return Planner(TEMPLATES)
+    """Pure exploitation: the template phases in order, each hypothesis once."""
+    return Planner(TEMPLATES, explore_share=0.0)
 
 
 def test_first_task_is_setup_with_the_run_options(planner):
@@ -148,7 +149,7 @@ def simulate(planner: Planner, accept=lambda step_id: True, limit=100) -> tuple[
         if reply.done:
             return run, reply
         (task,) = reply.tasks
-        if task.judged and run.best_step is not None:
+        if task.judged and run.best_step is not None and task.kind != "explore":
             assert task.parent == run.best_step, "a judged task must build on the best step"
         if task.judged:
             verdict = Verdict.ACCEPTED if accept(len(run.steps)) else Verdict.REJECTED
@@ -237,3 +238,65 @@ def test_done_after_final(planner):
     run.steps_left = 30
     reply = plan(planner, run)
     assert reply.done and reply.tasks == []
+
+
+def _simulate_upto(share: float, steps: int) -> RunView:
+    planner = Planner(TEMPLATES, explore_share=share)
+    run = view(steps_left=steps)
+    for _ in range(steps - 1):
+        reply = plan(planner, run)
+        if reply.done:
+            break
+        (task,) = reply.tasks
+        verdict = (
+            Verdict.DONE
+            if not task.judged
+            else Verdict.ACCEPTED
+            if len(run.steps) % 2 == 0 or task.kind == "baseline"
+            else Verdict.REJECTED
+        )
+        m = metrics(0.6 + 0.001 * len(run.steps)) if task.judged else None
+        run.steps.append(summary(len(run.steps), task, verdict, m))
+        if verdict == Verdict.ACCEPTED:
+            run.best_step = len(run.steps) - 1
+        run.steps_left -= 1
+    return run
+
+
+def _explore_time_share(run: RunView) -> float:
+    later = [
+        s
+        for s in run.steps
+        if s.kind not in ("setup", "profile", "guard", "validation", "baseline", "model", "final")
+    ]
+    return sum(s.duration_s for s in later if s.kind == "explore") / sum(s.duration_s for s in later)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.6, 1.0])
+def test_exploration_takes_the_configured_share_of_time(share):
+    run = _simulate_upto(share, 60)
+    kinds = [s.kind for s in run.steps]
+    assert kinds[:5] == [*SETUP_KINDS, "baseline"]
+    first_explore = kinds.index("explore") if "explore" in kinds else len(kinds)
+    assert "model" not in kinds[first_explore:], "every model family is compared before exploring"
+    measured = _explore_time_share(run)
+    if share in (0.0, 1.0):
+        assert measured == share
+    else:  # the bandit moves the share by the kept rates, within a factor of two
+        assert share / 2 - 0.05 <= measured <= min(0.95, share * 2) + 0.05, measured
+
+
+def test_explore_samples_are_recorded_with_their_parameters_and_build_on_a_kept_model():
+    run = _simulate_upto(1.0, 40)
+    samples = [s for s in run.steps if s.kind == "explore"]
+    assert len(samples) >= 10
+    assert len({json.dumps(s.params["sampled"], sort_keys=True) for s in samples}) == len(samples)
+    by_id = {s.id: s for s in run.steps}
+    for s in samples:
+        assert by_id[s.parent].verdict == Verdict.ACCEPTED
+        assert s.params["change"]["params"].items() >= s.params["sampled"].items()
+
+
+def test_exploration_is_reproducible():
+    first, second = _simulate_upto(0.5, 40), _simulate_upto(0.5, 40)
+    assert [s.params for s in first.steps] == [s.params for s in second.steps]

@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
-from dsassist.messages import Plan, PlanRequest, RunView, Task, Verdict
+from dsassist.messages import Plan, PlanRequest, RunView, StepSummary, Task, Verdict
 from dsassist.templates.base import Template
 
-PHASES = ("setup", "profile", "guard", "validation", "baseline", "model", "feature", "tuning", "final")
+PHASES = (
+    "setup",
+    "profile",
+    "guard",
+    "validation",
+    "baseline",
+    "model",
+    "feature",
+    "tuning",
+    "ensemble",
+    "explore",
+    "final",
+)
+MANDATORY = frozenset(PHASES[: PHASES.index("model") + 1])  # always before any exploration
 
 
 class Planner:
-    """Offline policy: templates in phase order; each (template, parameters) tried once.
+    """Offline policy over the templates, in phase order; each (template, parameters) once.
 
-    The final refit is planned early enough to fit in the budget: when the time left would
-    not cover the next step plus the refit, or when one step is left.
+    Once the model families are compared, each step either exploits (the next feature,
+    tuning or ensemble hypothesis on the best branch) or explores (a Bayesian parameter
+    sample): exploration gets `explore_share` of the time, adapted by how often each kind
+    of step has been kept. The final refit is planned early enough to fit in the budget.
     """
 
-    def __init__(self, templates: list[Template]) -> None:
+    def __init__(self, templates: list[Template], explore_share: float = 0.3) -> None:
         order = {kind: i for i, kind in enumerate(PHASES)}
         self.templates = sorted(templates, key=lambda t: order.get(t.kind, len(PHASES)))
         self.final = next(t for t in self.templates if t.kind == "final")
+        self.explore_share = explore_share
 
     def handle(self, request: PlanRequest) -> Plan:
         run = request.run
@@ -27,16 +43,49 @@ class Planner:
         final = self._final(run)
         if final is not None and self._must_finish(run):
             return Plan(tasks=[final], reason="budget: time for the final refit only")
-        tried = {(s.template_id, _key(s.params)) for s in run.steps}
-        for template in self.templates:
-            if template.kind == "final":
-                continue
-            for params in template.applies(run):
-                if (template.id, _key(params)) not in tried:
-                    return Plan(tasks=[template.task(params, _parent(run, template))])
+        exploit = self._next(run, explore=False)
+        explore = self._next(run, explore=True) if self.explore_share > 0 else None
+        if exploit is not None and (
+            explore is None or exploit.kind in MANDATORY or not self._explore_due(run)
+        ):
+            return Plan(tasks=[exploit])
+        if explore is not None:
+            return Plan(tasks=[explore])
         if final is not None:
             return Plan(tasks=[final], reason="every applicable hypothesis was tested")
         return Plan(done=True, reason="no step applies: an earlier set-up step failed")
+
+    def _next(self, run: RunView, explore: bool) -> Task | None:
+        tried = {(s.template_id, _key(s.params)) for s in run.steps}
+        for template in self.templates:
+            if template.kind == "final" or (template.kind == "explore") != explore:
+                continue
+            for params in template.applies(run):
+                if (template.id, _key(params)) not in tried:
+                    return template.task(params, _parent(run, template))
+        return None
+
+    def share(self, run: RunView) -> float:
+        """The exploration share, moved towards the kind of step that has been kept more often."""
+        if self.explore_share in (0.0, 1.0):
+            return self.explore_share
+        explore, exploit = _arms(run)
+        rate = {
+            arm: (sum(s.verdict == Verdict.ACCEPTED for s in steps) + 1) / (len(steps) + 2)
+            for arm, steps in (("explore", explore), ("exploit", exploit))
+        }
+        adapted = self.explore_share * 2 * rate["explore"] / (rate["explore"] + rate["exploit"])
+        return min(0.95, max(0.05, adapted))
+
+    def _explore_due(self, run: RunView) -> bool:
+        if self.explore_share >= 1.0:
+            return True
+        explore, exploit = _arms(run)
+        spent_explore = sum(s.duration_s for s in explore)
+        spent = spent_explore + sum(s.duration_s for s in exploit)
+        if spent == 0:
+            return False  # cheap, informative exploitation first
+        return spent_explore / spent < self.share(run)
 
     def _final(self, run: RunView) -> Task | None:
         params = self.final.applies(run)
@@ -55,6 +104,12 @@ class Planner:
         reserve = 1.5 * best.duration_s + 5.0
         next_step = max(s.duration_s for s in judged[-3:])
         return run.time_left_s < reserve + next_step
+
+
+def _arms(run: RunView) -> tuple[list[StepSummary], list[StepSummary]]:
+    """Judged steps after the mandatory phases: (explore, exploit)."""
+    later = [s for s in run.steps if s.kind not in MANDATORY and s.kind != "final"]
+    return [s for s in later if s.kind == "explore"], [s for s in later if s.kind != "explore"]
 
 
 def _key(params: dict) -> str:

@@ -12,6 +12,7 @@ import queue
 import re
 import shutil
 import signal
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -144,6 +145,7 @@ class Sandbox:
         isolation: Isolation = "auto",
         read_only: tuple[str | os.PathLike[str], ...] = (),
         artifacts: str | os.PathLike[str] | None = None,
+        log: str | os.PathLike[str] | None = None,
         pool: int = 1,
         preload: tuple[str, ...] = (),
         kernel_name: str = "python3",
@@ -153,6 +155,7 @@ class Sandbox:
         self.workdir = Path(workdir).resolve()
         self.artifacts = Path(artifacts).resolve() if artifacts else self.workdir / "artifacts"
         self.checkpoints = self.workdir / ".checkpoints"
+        self.log = Path(log).resolve() if log else self.workdir / "kernel.log"
         self.limits = Limits(memory_mb=memory_mb, cpu_s=cpu_s, processes=processes, file_mb=file_mb)
         self.output_limit = output_kb * 1024
         self.confinement = Confinement(
@@ -219,7 +222,7 @@ class Sandbox:
 
     def _launch(self) -> _Kernel:
         sockets = Path(tempfile.mkdtemp(prefix="dsassist-kernel-"))
-        self.confinement.prepare(sockets)
+        self.confinement.prepare(self.workdir, sockets)  # the last kernel may have emptied its folder
         # IPC sockets are about a millisecond faster per round-trip than loopback TCP
         km = _ConfinedKernelManager(kernel_name=self.kernel_name, transport="ipc")
         km.ip = str(sockets / "kernel")
@@ -227,7 +230,7 @@ class Sandbox:
         km.confinement, km.writable = self.confinement, [self.workdir, sockets]
         # a signal would reach bubblewrap, not the kernel: interrupt with a control message
         km.kernel_spec.interrupt_mode = "message"
-        with open(self.workdir / "kernel.log", "ab") as log:
+        with _open_no_follow(self.log) as log:
             km.start_kernel(
                 cwd=str(self.workdir),
                 env=self.confinement.env(),
@@ -254,27 +257,41 @@ class Sandbox:
     def checkpoint(self, label: str, replay: list[str] | None = None) -> Checkpoint:
         """Save the namespace; it becomes the state a dead kernel is restored to.
 
-        `replay` are the cells that rebuild what cannot be pickled, kept only if needed.
+        `replay` are the cells that rebuild the namespace: used for what cannot be pickled,
+        and for everything when the saved objects are gone.
         """
         start = time.perf_counter()
         folder = json.dumps(str(self.checkpoints))
         payload = self._expression(f"_dsassist_checkpoint({folder})", timeout=CHECKPOINT_TIMEOUT_S)
-        checkpoint = Checkpoint(label=label, **json.loads(payload))
-        if checkpoint.unpicklable:
-            checkpoint.replay = list(replay or [])
+        checkpoint = Checkpoint(label=label, replay=list(replay or []), **json.loads(payload))
         checkpoint.duration_s = time.perf_counter() - start
         self.last_checkpoint = checkpoint
         return checkpoint
 
     def restore(self, checkpoint: Checkpoint) -> None:
-        """Bring a checkpoint's namespace into the current kernel (replaying cells if needed)."""
+        """Bring a checkpoint's namespace into the current kernel.
+
+        What cannot be pickled is rebuilt by replaying the cells first; if the saved objects
+        are missing or corrupt, the whole namespace is rebuilt by replay in a fresh kernel.
+        Raises RuntimeError when neither works.
+        """
+        if checkpoint.unpicklable:
+            self._replay(checkpoint)
+        args = f"{json.dumps(str(self.checkpoints))}, {json.dumps(checkpoint.model_dump_json())}"
+        try:
+            self._expression(f"_dsassist_restore({args})", timeout=CHECKPOINT_TIMEOUT_S)
+        except RuntimeError:
+            if not checkpoint.replay:
+                raise
+            self.restart()
+            self._replay(checkpoint)
+        self.last_checkpoint = checkpoint
+
+    def _replay(self, checkpoint: Checkpoint) -> None:
         for cell in checkpoint.replay:
             result = self.execute(cell)
             if not result.ok:
                 raise RuntimeError(f"replaying checkpoint {checkpoint.label} failed: {result.error}")
-        args = f"{json.dumps(str(self.checkpoints))}, {json.dumps(checkpoint.model_dump_json())}"
-        self._expression(f"_dsassist_restore({args})", timeout=CHECKPOINT_TIMEOUT_S)
-        self.last_checkpoint = checkpoint
 
     def branch(self, checkpoint: Checkpoint) -> None:
         """Continue from an earlier state: a fresh kernel from the pool, restored to `checkpoint`."""
@@ -318,7 +335,10 @@ class Sandbox:
         self.restart()
         if self.last_checkpoint is None:
             return "; a fresh kernel replaced it (no checkpoint yet)"
-        self.restore(self.last_checkpoint)
+        try:
+            self.restore(self.last_checkpoint)
+        except RuntimeError as exc:
+            return f"; a fresh kernel replaced it, but restoring {self.last_checkpoint.label} failed: {exc}"
         return f"; a fresh kernel replaced it, restored from checkpoint {self.last_checkpoint.label}"
 
     def _death_cause(self) -> ErrorInfo:
@@ -467,8 +487,11 @@ class _Collector:
         if "image/png" in data:
             raw = base64.b64decode(data["image/png"])
             self.artifacts.mkdir(parents=True, exist_ok=True)
+            if os.path.realpath(self.artifacts) != str(self.artifacts):  # swapped for a link
+                return [Output(mime="text/plain", text="[image dropped: the artifacts folder was replaced]")]
             path = self.artifacts / f"{hashlib.sha256(raw).hexdigest()[:16]}.png"
-            path.write_bytes(raw)
+            with _open_no_follow(path, append=False) as f:
+                f.write(raw)
             return [Output(mime="image/png", path=str(path.relative_to(self.artifacts.parent)))]
         if "text/plain" in data:
             return [Output(mime="text/plain", text=_truncate(data["text/plain"], self.limit))]
@@ -483,6 +506,20 @@ class _Collector:
             outputs=self.outputs,
             duration_s=duration,
         )
+
+
+def _open_no_follow(path: Path, append: bool = True) -> Any:
+    """Open a file for writing that the kernel could have replaced: never through a symlink,
+    never blocking on a FIFO, only a regular file (else the output goes nowhere)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_APPEND if append else os.O_TRUNC)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError:
+        return open(os.devnull, "wb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return open(os.devnull, "wb")
+    return os.fdopen(fd, "ab" if append else "wb")
 
 
 def _truncate(text: str, limit: int) -> str:

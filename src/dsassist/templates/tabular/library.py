@@ -11,6 +11,8 @@ from typing import Any
 
 from dsassist.messages import RunView, Verdict
 from dsassist.templates.base import Params, Template
+from dsassist.templates.tabular import search
+from dsassist.templates.tabular.toolkit import SCALED
 
 EVALUATE = "result = evaluate(build_pipeline(candidate_spec, columns, TASK, SEED), X, y, folds, METRIC, TASK)"
 
@@ -45,9 +47,14 @@ def usable(run: RunView, kind: str) -> list[str]:
 
 
 def best_spec(run: RunView) -> dict[str, Any]:
-    """The pipeline spec of the best step: every accepted change along its chain."""
+    """The pipeline spec of the best step."""
+    return spec_of(run, run.best_step)
+
+
+def spec_of(run: RunView, step_id: int | None) -> dict[str, Any]:
+    """The pipeline spec a step was judged with: the changes along its chain of parents."""
     by_id = {s.id: s for s in run.steps}
-    chain, node = [], by_id.get(run.best_step) if run.best_step is not None else None
+    chain, node = [], by_id.get(step_id) if step_id is not None else None
     while node is not None:
         chain.append(node)
         node = by_id.get(node.parent) if node.parent is not None else None
@@ -63,6 +70,21 @@ def _kept(run: RunView, template_id: str) -> bool:
 
 def _has_model(run: RunView) -> bool:
     return any(s.kind == "model" and s.verdict in (Verdict.ACCEPTED, Verdict.REJECTED) for s in run.steps)
+
+
+def best_per_model(run: RunView, kept_only: bool = False) -> dict[str, int]:
+    """The best judged (or only kept) step of each model family, without dummy and ensemble."""
+    verdicts = (Verdict.ACCEPTED,) if kept_only else (Verdict.ACCEPTED, Verdict.REJECTED)
+    best: dict[str, Any] = {}
+    for s in run.steps:
+        if s.metrics is None or s.verdict not in verdicts:
+            continue
+        model = spec_of(run, s.id).get("model")  # the spec the step was judged with, kept or not
+        if model in (None, "dummy", "ensemble"):
+            continue
+        if model not in best or s.metrics.gain_over(best[model].metrics) > 0:
+            best[model] = s
+    return {model: s.id for model, s in best.items()}
 
 
 # ---- when each template applies -------------------------------------------------------
@@ -111,19 +133,20 @@ def _baseline(run: RunView) -> list[Params]:
     return [{"change": {"model": "dummy"}}] if _kept(run, "validation") else []
 
 
-def _model(name: str):
+def _model(name: str, max_rows: int | None = None):
     def applies(run: RunView) -> list[Params]:
         baseline_done = any(s.kind == "baseline" and s.verdict == Verdict.ACCEPTED for s in run.steps)
-        return [{"change": {"model": name, "params": {}}}] if baseline_done else []
+        small = max_rows is None or run.profile.get("rows", 0) <= max_rows
+        return [{"change": {"model": name, "params": {}}}] if baseline_done and small else []
 
     return applies
 
 
 def _feature(change_for):
-    """Feature templates apply once a real model has been tried, to the best pipeline."""
+    """Feature templates apply once a real model has been tried, to the best single pipeline."""
 
     def applies(run: RunView) -> list[Params]:
-        if not _has_model(run):
+        if not _has_model(run) or best_spec(run).get("model") == "ensemble":
             return []
         change = change_for(run)
         return [{"change": change}] if change else []
@@ -140,7 +163,7 @@ def _other_encoding(run: RunView) -> dict[str, Any] | None:
     """The encoding a model does not get by default: ordinal codes for linear, one-hot for trees."""
     if not usable(run, "categorical"):
         return None
-    return {"categorical": "ordinal" if best_spec(run).get("model") == "linear" else "onehot"}
+    return {"categorical": "ordinal" if best_spec(run).get("model") in SCALED else "onehot"}
 
 
 def _target_encoding(run: RunView) -> dict[str, Any] | None:
@@ -175,6 +198,8 @@ TUNING = {
         {"subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8},
     ],
     "random_forest": [{"min_samples_leaf": 3}, {"max_features": 0.3}, {"n_estimators": 500}],
+    "extra_trees": [{"min_samples_leaf": 3}, {"max_features": 0.8}],
+    "knn": [{"n_neighbors": 5}, {"n_neighbors": 40}],
     "linear": [{"C": 0.1}, {"C": 10.0}],
 }
 
@@ -191,6 +216,54 @@ def _tuning(run: RunView) -> list[Params]:
     tried = [s.params.get("variant") for s in run.steps if s.template_id == "tune"]
     fresh = [v for v in variants if v not in tried]  # each variant once, even after the base moved
     return [{"change": {"params": {**base, **v}}, "model": model, "variant": v} for v in fresh]
+
+
+def _ensemble(run: RunView) -> list[Params]:
+    """Average the best pipeline of each of the top three model families."""
+    if not _has_model(run) or best_spec(run).get("model") == "ensemble":
+        return []
+    top = _ranked(run, list(best_per_model(run).values()))[:3]
+    if len(top) < 2:
+        return []
+    members = [spec_of(run, i) for i in top]
+    return [{"change": {"model": "ensemble", "members": members, "params": {}}, "from_steps": top}]
+
+
+def single_best(run: RunView) -> int | None:
+    """The best kept step of a single model family: where parameter search builds on.
+
+    Kept, because only a kept step's kernel state holds the spec it was judged with.
+    """
+    ranked = _ranked(run, list(best_per_model(run, kept_only=True).values()))
+    return ranked[0] if ranked else None
+
+
+def _ranked(run: RunView, step_ids: list[int]) -> list[int]:
+    """Step ids, best score first."""
+    by_id = {s.id: s for s in run.steps}
+    scores = {i: by_id[i].metrics.mean * (1 if by_id[i].metrics.higher_is_better else -1) for i in step_ids}
+    return sorted(step_ids, key=lambda i: -scores[i])
+
+
+def _explore(run: RunView) -> list[Params]:
+    """The next Bayesian sample of parameters for the best single-model pipeline."""
+    if not _has_model(run) or any(_untried_model(run)):
+        return []
+    step_id = single_best(run)
+    model = spec_of(run, step_id).get("model") if step_id is not None else None
+    if model is None:
+        return []
+    sampled = search.propose(run, model, int(run.options.get("seed", 0)), "explore")
+    if sampled is None:
+        return []
+    trial = sum(1 for s in run.steps if s.template_id == "explore" and s.params.get("model") == model)
+    params = {**sampled, **search.FIXED.get(model, {})}
+    return [{"change": {"params": params}, "model": model, "sampled": sampled, "trial": trial + 1}]
+
+
+def _untried_model(run: RunView) -> list[str]:
+    tried = {s.template_id for s in run.steps}
+    return [t.id for t in TEMPLATES if t.kind == "model" and t.id not in tried and t.applies(run)]
 
 
 def _final(run: RunView) -> list[Params]:
@@ -300,6 +373,8 @@ TEMPLATES: list[Template] = [
     _judged("linear", "model", "A regularised linear model beats the best so far", _model("linear")),
     _judged("lightgbm", "model", "Gradient boosting (LightGBM) beats the best so far", _model("lightgbm")),
     _judged("random_forest", "model", "A random forest beats the best so far", _model("random_forest")),
+    _judged("extra_trees", "model", "Extremely randomised trees beat the best so far", _model("extra_trees")),
+    _judged("knn", "model", "k nearest neighbours beat the best so far (small data)", _model("knn", 5000)),
     _judged(
         "missing_indicators",
         "feature",
@@ -350,6 +425,16 @@ TEMPLATES: list[Template] = [
         ("transform",),
     ),
     _judged("tune", "tuning", "Tuning {model}: {variant} beats the current settings", _tuning),
+    _judged("ensemble", "ensemble", "Averaging the best of steps {from_steps} beats each of them", _ensemble),
+    Template(
+        "explore",
+        "explore",
+        "Bayesian sample {trial} for {model}: {sampled}",
+        JUDGED,
+        _explore,
+        prompt=JUDGED_PROMPT,
+        parent=single_best,
+    ),
     _step(
         "final",
         "final",

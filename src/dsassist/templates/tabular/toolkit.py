@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+    VotingClassifier,
+    VotingRegressor,
+)
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.inspection import permutation_importance
@@ -26,6 +33,7 @@ from sklearn.model_selection import (
     TimeSeriesSplit,
     cross_validate,
 )
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
     FunctionTransformer,
@@ -308,12 +316,13 @@ def make_folds(
 
 # ---- pipelines ------------------------------------------------------------------------
 
+SCALED = ("linear", "knn")  # models that need scaled numbers and one-hot categories
 BASE_SPEC: dict[str, Any] = {
     "model": "dummy",
     "params": {},
     "impute": "median",
     "missing_indicators": False,
-    "categorical": "auto",  # one-hot for linear models, ordinal codes for trees
+    "categorical": "auto",  # one-hot for linear models and k-NN, ordinal codes for trees
     "log_features": [],
     "date_parts": False,
     "text": False,
@@ -355,8 +364,14 @@ def make_model(name: str, task: str, params: dict[str, Any], seed: int = 0) -> A
         if classify:
             return LogisticRegression(max_iter=2000, **{"C": 1.0, **params})
         return Ridge(**{"alpha": 1.0, **params})
-    if name == "random_forest":
-        cls = RandomForestClassifier if classify else RandomForestRegressor
+    if name == "knn":
+        cls = KNeighborsClassifier if classify else KNeighborsRegressor
+        return cls(**{"n_neighbors": 15, "weights": "distance", **params})
+    if name in ("random_forest", "extra_trees"):
+        if name == "random_forest":
+            cls = RandomForestClassifier if classify else RandomForestRegressor
+        else:
+            cls = ExtraTreesClassifier if classify else ExtraTreesRegressor
         # half the features per split for regression too: as accurate here, and twice as fast
         defaults = {
             "n_estimators": 200,
@@ -388,23 +403,31 @@ def make_model(name: str, task: str, params: dict[str, Any], seed: int = 0) -> A
     raise ValueError(f"unknown model {name!r}")
 
 
-def build_pipeline(spec: dict[str, Any], columns: dict[str, list[str]], task: str, seed: int = 0) -> Pipeline:
-    """An unfitted sklearn pipeline from raw feature columns to predictions."""
+def build_pipeline(spec: dict[str, Any], columns: dict[str, list[str]], task: str, seed: int = 0) -> Any:
+    """An unfitted sklearn estimator from raw feature columns to predictions.
+
+    An `ensemble` spec averages its member pipelines (probabilities for classifiers).
+    """
     spec = {**BASE_SPEC, **spec}
-    linear = spec["model"] == "linear"
+    if spec["model"] == "ensemble":
+        members = [(f"m{i}", build_pipeline(m, columns, task, seed)) for i, m in enumerate(spec["members"])]
+        if task == "regression":
+            return VotingRegressor(members)
+        return VotingClassifier(members, voting="soft")
+    scaled = spec["model"] in SCALED
     logged = [c for c in spec["log_features"] if c in columns["numeric"]]
     plain = [c for c in columns["numeric"] if c not in logged]
     impute = SimpleImputer(strategy=spec["impute"], add_indicator=spec["missing_indicators"])
     parts: list[tuple[str, Any, Any]] = []
     if plain:
-        steps = [impute] + ([StandardScaler()] if linear else [])
+        steps = [impute] + ([StandardScaler()] if scaled else [])
         parts.append(("numeric", make_pipeline(*steps), plain))
     if logged:
         steps = [FunctionTransformer(signed_log), SimpleImputer(strategy=spec["impute"])]
-        parts.append(("log", make_pipeline(*steps, *([StandardScaler()] if linear else [])), logged))
+        parts.append(("log", make_pipeline(*steps, *([StandardScaler()] if scaled else [])), logged))
     if columns["categorical"]:
         parts.append(
-            ("categorical", _encoder(spec["categorical"], task, linear, seed), columns["categorical"])
+            ("categorical", _encoder(spec["categorical"], task, scaled, seed), columns["categorical"])
         )
     if spec["date_parts"] and columns["datetime"]:
         dates = make_pipeline(FunctionTransformer(date_parts), SimpleImputer(strategy="median"))
@@ -419,13 +442,13 @@ def build_pipeline(spec: dict[str, Any], columns: dict[str, list[str]], task: st
     return Pipeline([("prep", prep), ("model", model)])
 
 
-def _encoder(kind: str, task: str, linear: bool, seed: int) -> Any:
+def _encoder(kind: str, task: str, scaled: bool, seed: int) -> Any:
     to_object = FunctionTransformer(as_object)
     if kind == "auto":
-        kind = "onehot" if linear else "ordinal"
+        kind = "onehot" if scaled else "ordinal"
     if kind == "ordinal":
         codes = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
-        return make_pipeline(to_object, codes, *([StandardScaler()] if linear else []))
+        return make_pipeline(to_object, codes, *([StandardScaler()] if scaled else []))
     if kind == "target":
         target_type = (
             "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
