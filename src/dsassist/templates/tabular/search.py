@@ -65,5 +65,19 @@ def propose(run: RunView, model: str, seed: int, template_id: str) -> dict[str, 
                 state=state, value=value, params=s.params["sampled"], distributions=distributions
             )
         )
-    params = study.ask(distributions).params
-    return {k: round(v, 6) if isinstance(v, float) else v for k, v in params.items()}
+    seen = {_key(s.params["sampled"]): s.metrics.mean if s.metrics else None for s in trials}
+    for _ in range(20):  # small discrete spaces repeat themselves: ask again, up to a point
+        trial = study.ask(distributions)
+        params = {k: round(v, 6) if isinstance(v, float) else v for k, v in trial.params.items()}
+        if _key(params) not in seen:
+            return params
+        study.tell(
+            trial,
+            seen[_key(params)],
+            state=None if seen[_key(params)] is not None else optuna.trial.TrialState.FAIL,
+        )
+    return None  # the space is exhausted
+
+
+def _key(params: dict[str, Any]) -> str:
+    return repr(sorted(params.items()))
