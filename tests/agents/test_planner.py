@@ -263,23 +263,19 @@ def _simulate_upto(share: float, steps: int) -> RunView:
     return run
 
 
-def _explore_time_share(run: RunView) -> float:
-    later = [
-        s
-        for s in run.steps
-        if s.kind not in ("setup", "profile", "guard", "validation", "baseline", "model", "final")
-    ]
-    return sum(s.duration_s for s in later if s.kind == "explore") / sum(s.duration_s for s in later)
+def _explore_step_share(run: RunView) -> float:
+    later = [s for s in run.steps if s.kind not in (*SETUP_KINDS, "baseline", "model", "final")]
+    return sum(s.kind == "explore" for s in later) / len(later)
 
 
 @pytest.mark.parametrize("share", [0.0, 0.3, 0.6, 1.0])
-def test_exploration_takes_the_configured_share_of_time(share):
+def test_exploration_takes_the_configured_share_of_steps(share):
     run = _simulate_upto(share, 60)
     kinds = [s.kind for s in run.steps]
     assert kinds[:5] == [*SETUP_KINDS, "baseline"]
     first_explore = kinds.index("explore") if "explore" in kinds else len(kinds)
     assert "model" not in kinds[first_explore:], "every model family is compared before exploring"
-    measured = _explore_time_share(run)
+    measured = _explore_step_share(run)
     if share in (0.0, 1.0):
         assert measured == share
     else:  # the bandit moves the share by the kept rates, within a factor of two

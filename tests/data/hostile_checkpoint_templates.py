@@ -26,5 +26,7 @@ def after_baseline(run):
 
 
 TEMPLATES = [
-    Template("hostile_tamper_checkpoints", "baseline", "Corrupt the checkpoints, then die", TAMPER, after_baseline),
+    Template(
+        "hostile_tamper_checkpoints", "baseline", "Corrupt the checkpoints, then die", TAMPER, after_baseline
+    ),
 ]

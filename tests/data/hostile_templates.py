@@ -4,10 +4,12 @@ Each hostile cell is an ordinary step of kind "feature" (it runs after the model
 prints which kernel it runs in (the kernel process's start time) and the canary set by the
 first template, then does one bad thing, and only then calls `evaluate(...)`: if the bad
 thing were allowed, the step would succeed, so a failed step means the sandbox stopped it.
+Three cells do not fail: the canary, and two whose harm would come later, out of the kernel
+(links swapped into the work folder, a model that runs code where it is unpickled).
 
 Paths are relative to the kernel's working folder, `<base>/run/work`: the test lays out
-`<base>/outside` (a world-writable folder) and `<base>/victim` next to the run folder
-`<base>/run`. Two values come from the controller's environment, read here when the
+`<base>/outside` (a world-writable folder), `<base>/victim` and `<base>/trojan` next to the
+run folder `<base>/run`. Two values come from the controller's environment, read here when the
 templates are loaded: `DSASSIST_HOSTILE_PORT`, where a service listens on the host (Redis'
 6379 by default), and `DSASSIST_HOSTILE_HOME_PROBE`, a world-readable file in the
 controller's home folder.
@@ -50,12 +52,44 @@ candidate_spec = {{**spec}}
 {EVALUATE}
 """
 
-# Not failed: the cell succeeds inside the sandbox. It swaps the kernel log the controller
-# (root) opens for every new kernel for a symlink to a file outside the run folder.
-SYMLINK = """
+# Not failed: these cells succeed inside the sandbox, and the harm would come later.
+# Swap the files the controller (root) may write in the kernel's folder, the kernel log and
+# the images, for links to a file and a folder out of the run folder.
+SYMLINKS = """
 import os
-os.remove("kernel.log")
-os.symlink("../../victim/controller.log", "kernel.log")
+for name, target in (("kernel.log", "../../victim/controller.log"), ("artifacts", "../../victim")):
+    if os.path.lexists(name):
+        os.rename(name, name + ".old")
+    os.symlink(target, name)
+import matplotlib.pyplot as plt
+plt.plot([0, 1], [1, 0])
+plt.show()
+"""
+
+# The final step pickles the model in the kernel, and `dsassist predict` unpickles it on the
+# host: wrap the model so that unpickling it also runs code of the kernel's choosing.
+TROJAN_MODEL = """
+import os
+
+_real_save_model = save_model
+
+
+def _unwrap(model, victim=os.path.abspath("../../trojan/predict.txt")):
+    with open(victim, "w") as f:
+        f.write("ran by dsassist predict")
+    return model
+
+
+class _Wrapped:
+    def __init__(self, model):
+        self.model = model
+
+    def __reduce__(self):
+        return (_unwrap, (self.model,))
+
+
+def save_model(pipeline, path, meta):
+    _real_save_model(_Wrapped(pipeline), path, meta)
 """
 
 NETWORK = f"""
@@ -105,7 +139,8 @@ while True:
     pass
 """
 
-# about 10 MB/s, for ever (an unthrottled flood breaks the kernel: see test_isolation.py)
+# about 10 MB/s, for ever (an unthrottled flood breaks the kernel: see test_isolation.py; a
+# loop that ignores the interrupt is there too, where it costs less than a cell timeout)
 OUTPUT_FLOOD = """
 import time
 while True:
@@ -113,17 +148,17 @@ while True:
     time.sleep(0.001)
 """
 
-UNINTERRUPTIBLE_LOOP = """
-import signal
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-while True:
-    pass
-"""
-
+# every process forks until the process table is full; the children then hold their slots
 FORK_BOMB = """
-import os
+import os, time
+parent = os.getpid()
 while True:
-    os.fork()
+    try:
+        os.fork()
+    except BlockingIOError:
+        if os.getpid() == parent:
+            raise
+        time.sleep(3600)
 """
 
 EXIT = """
@@ -153,7 +188,6 @@ EXPECTED = {
     "hostile_memory_bomb": ("MemoryLimit",),
     "hostile_infinite_loop": ("Timeout",),
     "hostile_output_flood": ("Timeout",),
-    "hostile_uninterruptible_loop": ("Timeout",),
     "hostile_fork_bomb": ("ProcessLimit",),
     "hostile_exit": ("KernelDied",),
     "hostile_sigkill": ("KernelDied",),
@@ -161,7 +195,6 @@ EXPECTED = {
 }
 # the cases after which the sandbox replaces the kernel and restores the last checkpoint
 KERNEL_REPLACED = {
-    "hostile_uninterruptible_loop",
     "hostile_fork_bomb",
     "hostile_exit",
     "hostile_sigkill",
@@ -170,7 +203,8 @@ KERNEL_REPLACED = {
 
 TEMPLATES = [
     Template("hostile_canary", "feature", "A canary in the namespace (no change)", CANARY_CELL, after_models),
-    _hostile("hostile_symlink", "Swap the kernel log for a symlink out of the run folder", SYMLINK),
+    _hostile("hostile_symlink", "Swap the controller's files in work/ for links out of it", SYMLINKS),
+    _hostile("hostile_trojan_model", "Make the saved model run code where it is loaded", TROJAN_MODEL),
     _hostile("hostile_network", "Connect to a service on the host", NETWORK),
     _hostile("hostile_read_home", "Read a key in the controller's home", READ_HOME),
     _hostile("hostile_read_env", "Read a secret from the controller's environment", READ_ENV),
@@ -181,7 +215,6 @@ TEMPLATES = [
     _hostile("hostile_memory_bomb", "Allocate until memory runs out", MEMORY_BOMB),
     _hostile("hostile_infinite_loop", "Loop forever", INFINITE_LOOP),
     _hostile("hostile_output_flood", "Print forever", OUTPUT_FLOOD),
-    _hostile("hostile_uninterruptible_loop", "Ignore interrupts and loop forever", UNINTERRUPTIBLE_LOOP),
     _hostile("hostile_fork_bomb", "Fork until the machine gives up", FORK_BOMB),
     _hostile("hostile_exit", "Exit the kernel process", EXIT),
     _hostile("hostile_sigkill", "Kill the kernel process", SIGKILL),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -26,7 +27,8 @@ from pathlib import Path
 import pytest
 
 import dsassist
-from dsassist.sandbox.isolation import KERNEL_UID, bubblewrap_works
+from dsassist.config import RunConfig
+from dsassist.sandbox.isolation import bubblewrap_works
 
 if shutil.which("bwrap") is None or not bubblewrap_works():
     pytest.skip(
@@ -42,28 +44,14 @@ _spec = importlib.util.spec_from_file_location("hostile_templates", DATA / "host
 hostile = importlib.util.module_from_spec(_spec)  # EXPECTED, KERNEL_REPLACED, CANARY, SECRET_ENV
 _spec.loader.exec_module(hostile)
 SEED = 0
-OPTIONS = {"budget": "5m", "max_steps": 60, "seed": SEED}
+# no open-ended parameter search (where the library has it): the run ends when every
+# hypothesis is tested, and the clean run makes the same choices
+EXPLORE = {"explore_share": 0.0} if "explore_share" in RunConfig.model_fields else {}
+OPTIONS = {"budget": "5m", "max_steps": 80, "seed": SEED, **EXPLORE}
+# a folder for the run outside the masked /tmp, so that the kernel sees what is next to it
+VISIBLE_TMP = "/var/tmp" if os.access("/var/tmp", os.W_OK) else None
 SECRET_TOKEN = "tok-" + uuid.uuid4().hex
 SECRET_KEY = "-----BEGIN OPENSSH PRIVATE KEY----- " + uuid.uuid4().hex
-
-
-def kernel_user_tasks() -> int:
-    """Processes and threads of the user kernels run as, on the whole machine.
-
-    The `processes` limit is RLIMIT_NPROC of that user, so every other sandbox's kernels count
-    against it: the run's limit is set above what is already there.
-    """
-    uid = KERNEL_UID if os.geteuid() == 0 else os.getuid()
-    total = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if int(fields["Uid"].split()[0]) == uid:
-            total += int(fields["Threads"])
-    return total
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -78,33 +66,36 @@ def snapshot(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def hostile_run(example):
     """The hostile run and, in parallel, a clean run with the same seed; yields what the tests read."""
-    base = Path(tempfile.mkdtemp(prefix="dsassist-hostile-", dir="/var/tmp"))  # not under the masked /tmp
-    base.chmod(0o755)
-    outside, victim = base / "outside", base / "victim"
-    for folder in (outside, victim):
-        folder.mkdir()
-        folder.chmod(0o777)  # only the sandbox, not file permissions, keeps the kernel out
-    (outside / "sentinel.txt").write_text("must not change")
-    (outside / "keep").mkdir()
-    (outside / "keep" / "data.csv").write_text("a,b\n1,2\n")
+    base = Path(tempfile.mkdtemp(prefix="dsassist-hostile-", dir=VISIBLE_TMP))
     home_probe = Path.home() / f".dsassist-probe-{uuid.uuid4().hex}"
-    home_probe.write_text(SECRET_KEY)
-    home_probe.chmod(0o644)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
-    before = {"outside": snapshot(outside), "victim": snapshot(victim), "base": sorted(os.listdir(base))}
-
-    clean_out = base / "clean"
-    clean = subprocess.Popen(
-        [sys.executable, "-m", "dsassist", "run", str(example("titanic")), "--target", "survived"]
-        + ["--out", str(clean_out), "--budget", "5m", "--max-steps", "60", "--seed", str(SEED)]
-        + ["--memory-mb", "2048", "--processes", "4096"],  # out of reach of the fork bomb
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    out = base / "run"
+    clean = None
     try:
+        base.chmod(0o755)
+        outside, victim, trojan = base / "outside", base / "victim", base / "trojan"
+        for folder in (outside, victim, trojan):
+            folder.mkdir()
+            folder.chmod(0o777)  # only the sandbox, not file permissions, keeps the kernel out
+        (outside / "sentinel.txt").write_text("must not change")
+        (outside / "keep").mkdir()
+        (outside / "keep" / "data.csv").write_text("a,b\n1,2\n")
+        home_probe.write_text(SECRET_KEY)
+        home_probe.chmod(0o644)
+        before = {"outside": snapshot(outside), "victim": snapshot(victim), "base": sorted(os.listdir(base))}
+
+        clean_out, clean_log = base / "clean", base / "clean.log"
+        # a high process limit keeps the clean run out of reach of the hostile run's fork bomb
+        processes = ["--processes", "4096"] if os.geteuid() == 0 else []
+        clean = subprocess.Popen(
+            [sys.executable, "-m", "dsassist", "run", str(example("titanic")), "--target", "survived"]
+            + ["--out", str(clean_out), "--budget", "5m", "--max-steps", "80", "--seed", str(SEED)]
+            + (["--explore-share", "0"] if EXPLORE else [])
+            + ["--memory-mb", "2048", *processes],
+            stdout=clean_log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        out = base / "run"
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("DSASSIST_HOSTILE_PORT", str(listener.getsockname()[1]))
             mp.setenv("DSASSIST_HOSTILE_HOME_PROBE", str(home_probe))
@@ -117,11 +108,11 @@ def hostile_run(example):
                 templates_file=DATA / "hostile_templates.py",
                 cell_timeout_s=8,
                 memory_mb=2048,
-                processes=kernel_user_tasks() + 96,
+                processes=128,
                 **OPTIONS,
             )
-        clean_output, _ = clean.communicate(timeout=300)
-        assert clean.returncode == 0, clean_output
+        clean.wait(timeout=300)
+        assert clean.returncode == 0, clean_log.read_text()[-3000:]
         try:
             listener.accept()
             connected = True
@@ -135,13 +126,15 @@ def hostile_run(example):
             "base": base,
             "outside": outside,
             "victim": victim,
+            "trojan": trojan,
             "before": before,
             "home_probe": home_probe,
             "connected": connected,
         }
     finally:
-        if clean.poll() is None:
+        if clean is not None and clean.poll() is None:
             clean.kill()
+            clean.wait()
         listener.close()
         home_probe.unlink(missing_ok=True)
         shutil.rmtree(base, ignore_errors=True)
@@ -167,7 +160,7 @@ def hostile_steps(out: Path) -> dict[str, dict]:
 def test_the_run_finishes_with_its_final_model(hostile_run):
     result, out = hostile_run["result"], hostile_run["out"]
     assert result.status == "finished"
-    assert result.stop_reason == "the final model is saved"
+    assert result.stop_reason  # why it ended: budget, or every hypothesis tested
     for name in ("result.json", "model.pkl", "model.json", "report.md", "notebook.ipynb", "provenance.db"):
         assert (out / name).is_file(), name
     assert json.loads((out / "result.json").read_text()) == json.loads(result.model_dump_json())
@@ -218,7 +211,7 @@ def test_later_steps_see_the_kernel_state_intact(hostile_run):
         seen.append((step["id"], match.group(1)))
     assert len(seen) >= len(hostile.EXPECTED) - len(hostile.KERNEL_REPLACED)
     replaced_at = {s["id"] for s in steps if s["template"] in hostile.KERNEL_REPLACED}
-    for (a, kernel_a), (b, kernel_b) in zip(seen, seen[1:], strict=False):
+    for (a, kernel_a), (b, kernel_b) in itertools.pairwise(seen):
         replaced = any(a <= i < b for i in replaced_at)
         assert (kernel_a != kernel_b) == replaced, (a, b, kernel_a, kernel_b)
 
@@ -252,7 +245,8 @@ def test_nothing_outside_the_run_folder_changed(hostile_run):
     before, outside = hostile_run["before"], hostile_run["outside"]
     assert snapshot(outside) == before["outside"]
     assert not (outside / "planted.txt").exists()
-    assert sorted(os.listdir(hostile_run["base"])) == sorted([*before["base"], "run", "clean"])
+    assert sorted(os.listdir(hostile_run["base"])) == sorted([*before["base"], "run", "clean", "clean.log"])
+    assert snapshot(hostile_run["victim"]) == before["victim"]
     assert hostile_run["home_probe"].read_text() == SECRET_KEY
     assert not hostile_run["connected"], "a kernel reached a service on the host"
 
@@ -283,45 +277,53 @@ def test_the_database_is_intact_and_agrees_with_result_json(hostile_run):
     assert len(list((out / "steps").glob("*.md"))) == result.steps
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: the controller (root) opens <run>/work/kernel.log, which the kernel owns, "
-    "for every new kernel; a cell that swaps it for a symlink makes the controller create and "
-    "append to any file on the machine (with the next kernel's output, which that kernel writes)",
-)
-def test_a_kernel_cannot_make_the_controller_write_outside_the_run_folder(hostile_run):
+def test_links_swapped_into_the_work_folder_lead_nowhere(hostile_run):
+    """The kernel log and the images are written by the controller (root), never through the
+    links a kernel may leave in its own folder."""
     steps = hostile_steps(hostile_run["out"])
     assert steps["hostile_symlink"]["verdict"] != "failed"  # the swap itself is allowed in work/
+    assert (hostile_run["out"] / "work" / "kernel.log").is_symlink()
     assert snapshot(hostile_run["victim"]) == hostile_run["before"]["victim"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: checkpoint objects live in <run>/work/.checkpoints, which the kernel may "
-    "write; after a cell corrupts them and the kernel dies, Sandbox.execute raises RuntimeError "
-    "(restore: 'checkpoint object ... is corrupt') and the whole run ends without result.json",
-)
+def test_predict_does_not_run_code_from_the_kernel(hostile_run, example):
+    """The model was pickled by untrusted code: predict unpickles it in a sandbox, where the
+    trojan's write fails (and with it the prediction) instead of landing on the host."""
+    assert hostile_steps(hostile_run["out"])["hostile_trojan_model"]["verdict"] != "failed"
+    with pytest.raises(dsassist.DSAssistError, match="Read-only file system"):
+        dsassist.predict(hostile_run["out"], example("titanic"))
+    assert not (hostile_run["trojan"] / "predict.txt").exists()
+
+
 def test_a_tampered_checkpoint_store_does_not_end_the_run(tmp_path, example):
+    """A cell corrupts the checkpoint objects in its folder and kills its kernel: the last
+    checkpoint is rebuilt by replaying its cells, and the run goes on."""
     out = tmp_path / "run"
-    try:
-        result = dsassist.run(
-            example("titanic"),
-            target="survived",
-            out=out,
-            templates_file=DATA / "hostile_checkpoint_templates.py",
-            cell_timeout_s=8,
-            memory_mb=2048,
-            budget="2m",
-            max_steps=8,
-            seed=SEED,
-        )
-    except RuntimeError as exc:
-        pytest.fail(f"the run ended with {type(exc).__name__}: {str(exc)[-200:]}")
+    result = dsassist.run(
+        example("titanic"),
+        target="survived",
+        out=out,
+        templates_file=DATA / "hostile_checkpoint_templates.py",
+        cell_timeout_s=8,
+        memory_mb=2048,
+        budget="2m",
+        max_steps=8,
+        seed=SEED,
+        **EXPLORE,
+    )
     assert result.status == "finished" and (out / "result.json").is_file()
-    ((verdict, error_name),) = rows(
+    assert rows(out, "pragma integrity_check") == [("ok",)]
+    ((verdict, error_name, error_value),) = rows(
         out,
-        "select s.verdict, e.error_name from steps s join executions e on e.step_id = s.id "
+        "select s.verdict, e.error_name, e.error_value from steps s join executions e on e.step_id = s.id "
         "where s.template_id = 'hostile_tamper_checkpoints'",
     )
     assert (verdict, error_name) == ("failed", "KernelDied")
-    assert rows(out, "select verdict from steps order by id desc limit 1") == [("done",)]
+    assert "restored from checkpoint step-" in error_value, error_value
+    after = rows(
+        out,
+        "select template_id, verdict from steps where id > (select id from steps "
+        "where template_id = 'hostile_tamper_checkpoints') order by id",
+    )
+    assert after and all(v != "failed" for _, v in after)
+    assert after[-1] == ("final", "done")

@@ -26,7 +26,7 @@ class Planner:
 
     Once the model families are compared, each step either exploits (the next feature,
     tuning or ensemble hypothesis on the best branch) or explores (a Bayesian parameter
-    sample): exploration gets `explore_share` of the time, adapted by how often each kind
+    sample): exploration gets `explore_share` of these steps, adapted by how often each kind
     of step has been kept. The final refit is planned early enough to fit in the budget.
     """
 
@@ -80,12 +80,11 @@ class Planner:
     def _explore_due(self, run: RunView) -> bool:
         if self.explore_share >= 1.0:
             return True
+        # counted in steps, not seconds: wall times vary, and the same seed must give the same run
         explore, exploit = _arms(run)
-        spent_explore = sum(s.duration_s for s in explore)
-        spent = spent_explore + sum(s.duration_s for s in exploit)
-        if spent == 0:
+        if not explore and not exploit:
             return False  # cheap, informative exploitation first
-        return spent_explore / spent < self.share(run)
+        return len(explore) / (len(explore) + len(exploit)) < self.share(run)
 
     def _final(self, run: RunView) -> Task | None:
         params = self.final.applies(run)

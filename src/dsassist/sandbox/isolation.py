@@ -8,6 +8,7 @@ each layer only where it applies (bubblewrap present, running as root, a limit s
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import shutil
 import subprocess
@@ -20,7 +21,15 @@ from typing import Literal
 from dsassist.errors import DSAssistError
 
 Isolation = Literal["auto", "strict", "none"]
-KERNEL_UID = 65534  # nobody: owns nothing, can read what everyone can
+# Kernels run as users that own nothing and can read only what everyone can. Each sandbox
+# gets its own uid, so that the process limit (counted per user) is its own too.
+FIRST_KERNEL_UID = 200_000
+_uids = itertools.count()
+
+
+def _next_uid() -> int:
+    return FIRST_KERNEL_UID + (os.getpid() * 1024 + next(_uids)) % 1_000_000
+
 
 # what a kernel may inherit from the controller's environment; everything else (API keys,
 # tokens, cloud credentials) stays out
@@ -67,14 +76,26 @@ class Confinement:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        self.drop_privileges = os.geteuid() == 0 and self.isolation != "none"
+        # only inside bubblewrap: outside it the interpreter may sit in root's private home
+        self.drop_privileges = os.geteuid() == 0 and self.bwrap
+        self.uid = _next_uid() if self.drop_privileges else os.geteuid()
 
     def prepare(self, *folders: Path) -> None:
-        """Make the folders the kernel writes to its own."""
+        """Make the folders the kernel writes to, and all in them, its own.
+
+        All in them: a resumed run's checkpoints were written by an earlier kernel's user.
+        Never through a link the kernel may have planted.
+        """
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
-            if self.drop_privileges:
-                os.chown(folder, KERNEL_UID, KERNEL_UID)
+            if not self.drop_privileges:
+                continue
+            os.chown(folder, self.uid, self.uid, follow_symlinks=False)
+            for root, dirs, files in os.walk(folder):
+                for name in dirs + files:
+                    path = os.path.join(root, name)
+                    if os.lstat(path).st_uid != self.uid:
+                        os.chown(path, self.uid, self.uid, follow_symlinks=False)
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in ENV_ALLOW or k.startswith(ENV_ALLOW_PREFIX)}
@@ -87,7 +108,7 @@ class Confinement:
         if self.bwrap:
             prefix += self._bwrap_args(writable)
         if self.drop_privileges:
-            prefix += ["setpriv", f"--reuid={KERNEL_UID}", f"--regid={KERNEL_UID}", "--clear-groups", "--"]
+            prefix += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--"]
         prefix += self._prlimit_args()
         return prefix + command
 
@@ -97,7 +118,8 @@ class Confinement:
         if lim.memory_mb:
             args.append(f"--as={lim.memory_mb * 1024 * 1024}")
         if lim.cpu_s:
-            args.append(f"--cpu={lim.cpu_s}")
+            # soft below hard: SIGXCPU names the limit before SIGKILL would end the kernel
+            args.append(f"--cpu={lim.cpu_s}:{lim.cpu_s + 2}")
         if lim.processes:
             args.append(f"--nproc={lim.processes}")
         if lim.file_mb:
@@ -108,8 +130,7 @@ class Confinement:
         home = Path(os.path.expanduser("~")).resolve()
         masked = [Path("/tmp"), home]  # private /tmp, and no access to the user's home
         args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        for root in masked:
-            args += ["--perms", "0755", "--tmpfs", str(root)]
+        args += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "0755", "--tmpfs", str(home)]
         for path in _interpreter_paths() + [p.resolve() for p in self.read_only]:
             args += _expose(path, masked, "--ro-bind")
         for path in writable:

@@ -22,7 +22,7 @@ from jupyter_client.manager import KernelManager
 
 from dsassist.messages import ErrorInfo, Execution, KernelState, Output
 from dsassist.sandbox.checkpoint import KERNEL_CODE, Checkpoint
-from dsassist.sandbox.isolation import KERNEL_UID, Confinement, Isolation, Limits
+from dsassist.sandbox.isolation import Confinement, Isolation, Limits
 
 CHECKPOINT_TIMEOUT_S = 1800.0  # pickling several GB takes minutes, not hours
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -116,7 +116,7 @@ class _ConfinedKernelManager(KernelManager):
         command = super().format_kernel_cmd(extra_arguments)
         assert self.confinement is not None
         if self.confinement.drop_privileges:  # the unprivileged kernel must read its ports and key
-            os.chown(self.connection_file, KERNEL_UID, KERNEL_UID)
+            os.chown(self.connection_file, self.confinement.uid, self.confinement.uid)
         return self.confinement.wrap(command, self.writable)
 
 
@@ -182,6 +182,8 @@ class Sandbox:
     def start(self) -> None:
         """Take a kernel (a pre-started one if the pool has it) and top the pool up."""
         self.confinement.prepare(self.workdir)
+        while self._spares and not self._spares[0].manager.is_alive():
+            self._spares.pop(0).shutdown()  # a spare can die while it waits (a fork bomb elsewhere)
         kernel = self._spares.pop(0) if self._spares else self._launch()
         try:
             kernel.wait_ready(self.startup_timeout)
