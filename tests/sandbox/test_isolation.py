@@ -248,7 +248,8 @@ def test_memory_limit_names_the_error_and_the_kernel_goes_on(confined):
     reason="src bug: memory_mb is RLIMIT_AS, the address space, and a kernel maps several hundred "
     "MB while it starts (thread stacks, malloc arenas, more or less by chance), so with "
     "memory_mb=512 most kernels die while starting (about 9 in 10 here: 'the kernel died while "
-    "starting'), though RunConfig accepts memory_mb >= 64; three in a row all but never start",
+    "starting'); RunConfig now asks for memory_mb >= 1024, the Sandbox API still takes less; "
+    "three in a row all but never start",
 )
 def test_memory_limit_of_512_mb_stops_a_1_gb_allocation(tmp_path):
     for attempt in range(3):
