@@ -37,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 
 import dsassist
+from common import heading, load_average, verdict  # bench/common.py: run as python bench/<name>.py
 from dsassist.api import RunResult
 from dsassist.controller import ACCEPT_CELL
 from dsassist.sandbox import Sandbox
@@ -116,20 +117,6 @@ def median(values: list[float]) -> float:
 def percentile(values: list[float], q: int) -> float:
     """The q-th percentile (1..99) of at least two values."""
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
-def load_average() -> str:
-    """The machine's load, since other work on it skews every wall-clock figure here."""
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
-
-
-def heading(text: str) -> None:
-    print(f"\n== {text} " + "=" * max(0, 88 - len(text)))
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
 
 
 # ---- 1. kernel round-trip ---------------------------------------------------------------

@@ -53,6 +53,7 @@ from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, roc_au
 from sklearn.model_selection import train_test_split
 
 import dsassist
+from common import heading, load_average, verdict  # bench/common.py: run as python bench/<name>.py
 from dsassist.templates.tabular.toolkit import load_table, profile_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,21 +134,8 @@ class DatasetResult:
 # ---- small helpers ----------------------------------------------------------------------
 
 
-def heading(text: str) -> None:
-    print(f"\n== {text} " + "=" * max(0, 88 - len(text)), flush=True)
-
-
 def progress(text: str) -> None:
     print(f"  .. {text}", flush=True)
-
-
-def load_average() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
 
 
 def fmt(value: float | None) -> str:

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import heading, load_average, verdict  # bench/common.py: run as python bench/<name>.py
 from dsassist.sandbox import Sandbox
 from dsassist.sandbox.checkpoint import KERNEL_CODE, Checkpoint
 from dsassist.sandbox.isolation import Isolation, bubblewrap_works
@@ -162,20 +163,6 @@ def percentile(values: list[float], q: int) -> float:
 def spread(values: list[float]) -> str:
     """Median with min and max, in ms."""
     return f"{ms(median(values)):>10}   (min {ms(min(values))}, max {ms(max(values))})"
-
-
-def load_average() -> str:
-    """The machine's load, since other work on it skews every wall-clock figure here."""
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
-
-
-def heading(text: str) -> None:
-    print(f"\n== {text} " + "=" * max(0, 88 - len(text)))
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
 
 
 def timed(action: Callable[[], object]) -> float:
