@@ -109,7 +109,9 @@ class Controller:
         while True:
             loop.view.time_left_s = self.time_left()
             loop.view.steps_left = self.cfg.max_steps - len(loop.view.steps)
-            if loop.view.steps_left <= 0 or loop.view.time_left_s <= 0:
+            spent = loop.view.steps_left <= 0 or loop.view.time_left_s <= 0
+            refit_due = loop.best is not None and not any(s.kind == "final" for s in loop.view.steps)
+            if spent and not refit_due:  # with a model to save, the planner plans the refit now
                 loop.stop_reason = "budget spent" if loop.view.time_left_s <= 0 else "step limit reached"
                 return loop
             plan = self.bus.request("planner", PlanRequest(run=loop.view))
@@ -135,9 +137,7 @@ class Controller:
         assert isinstance(cell, Cell)
         attempts: list[Attempt] = []
         while True:
-            # no single cell may eat the budget: a slow model is cut off and named Timeout
-            cap = max(10.0, STEP_SHARE * self.cfg.budget_s)
-            timeout = max(1.0, min(self.cfg.cell_timeout_s, cap, self.time_left()))
+            timeout = self._timeout(task)
             execution = self.sandbox.execute(cell.code, timeout=timeout)
             evaluation = self.bus.request(
                 "evaluator",
@@ -171,6 +171,19 @@ class Controller:
         return self._record(
             loop, task, step_id, attempts, evaluation, parent, started_at, time.monotonic() - t0
         )
+
+    def _timeout(self, task: Task) -> float:
+        """No single experiment may eat the budget: a slow one is cut off and named Timeout.
+
+        The final refit is exempt: a run that ends a little late with its model beats one
+        that ends on time without it.
+        """
+        if task.kind == "final":
+            return max(
+                1.0, min(self.cfg.cell_timeout_s, max(self.time_left(), STEP_SHARE * self.cfg.budget_s))
+            )
+        cap = max(10.0, STEP_SHARE * self.cfg.budget_s)
+        return max(1.0, min(self.cfg.cell_timeout_s, cap, self.time_left()))
 
     def _branch(self, loop: Loop, step_id: int) -> None:
         """Continue from an earlier step: its checkpoint, restored into a pooled kernel."""
