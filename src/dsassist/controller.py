@@ -137,7 +137,7 @@ class Controller:
         assert isinstance(cell, Cell)
         attempts: list[Attempt] = []
         while True:
-            timeout = self._timeout(task)
+            timeout = self._timeout(task, loop.view)
             execution = self.sandbox.execute(cell.code, timeout=timeout)
             evaluation = self.bus.request(
                 "evaluator",
@@ -172,18 +172,19 @@ class Controller:
             loop, task, step_id, attempts, evaluation, parent, started_at, time.monotonic() - t0
         )
 
-    def _timeout(self, task: Task) -> float:
-        """No single experiment may eat the budget: a slow one is cut off and named Timeout.
+    def _timeout(self, task: Task, view: RunView) -> float:
+        """No experiment may eat the budget, nor the time kept for the final refit: a slow one
+        is cut off and named Timeout.
 
-        The final refit is exempt: a run that ends a little late with its model beats one
-        that ends on time without it.
+        The final refit itself is not cut: a run that ends a little late with its model beats
+        one that ends on time without it.
         """
         if task.kind == "final":
             return max(
                 1.0, min(self.cfg.cell_timeout_s, max(self.time_left(), STEP_SHARE * self.cfg.budget_s))
             )
         cap = max(10.0, STEP_SHARE * self.cfg.budget_s)
-        return max(1.0, min(self.cfg.cell_timeout_s, cap, self.time_left()))
+        return max(1.0, min(self.cfg.cell_timeout_s, cap, self.time_left() - view.refit_reserve_s()))
 
     def _branch(self, loop: Loop, step_id: int) -> None:
         """Continue from an earlier step: its checkpoint, restored into a pooled kernel."""

@@ -132,6 +132,12 @@ class RunView(BaseModel):
     steps_left: int
     options: dict[str, Any] = Field(default_factory=dict)  # user choices: group column, time column
 
+    def refit_reserve_s(self) -> float:
+        """Seconds to keep for the final refit: it fits once and explains on two folds, about
+        one cross-validation of the best step, with a margin."""
+        best = next((s for s in self.steps if s.id == self.best_step), None)
+        return 1.5 * best.duration_s + 5.0 if best is not None and best.metrics is not None else 0.0
+
 
 # ---- requests and replies, one pair per agent -------------------------------------------
 

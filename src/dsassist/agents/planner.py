@@ -98,11 +98,8 @@ class Planner:
         judged = [s for s in run.steps if s.metrics is not None]
         if not judged:
             return False
-        best = next((s for s in run.steps if s.id == run.best_step), judged[-1])
-        # the refit fits once and explains on two folds: about one cross-validation's cost
-        reserve = 1.5 * best.duration_s + 5.0
         next_step = max(s.duration_s for s in judged[-3:])
-        return run.time_left_s < reserve + next_step
+        return run.time_left_s < run.refit_reserve_s() + next_step
 
 
 def _arms(run: RunView) -> tuple[list[StepSummary], list[StepSummary]]:
