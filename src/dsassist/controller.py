@@ -19,6 +19,7 @@ from dsassist.messages import (
     FixRequest,
     Plan,
     PlanRequest,
+    Recheck,
     Reflection,
     ReflectRequest,
     RunView,
@@ -32,6 +33,7 @@ from dsassist.store import ProvenanceStore
 from dsassist.store.provenance import now
 
 ACCEPT_CELL = "spec = candidate_spec"
+RECHECK_CELL = "recheck_record = recheck(candidate_spec, spec, columns, X, y, VALIDATION, METRIC, TASK, SEED)"
 STEP_SHARE = 0.3  # the largest share of the budget one cell may take
 
 
@@ -147,6 +149,7 @@ class Controller:
                     parent=parent.metrics if parent and task.judged else None,
                     attempt=len(attempts),
                     max_attempts=self.cfg.max_fix_attempts,
+                    can_recheck=self._can_recheck(execution, loop.view),
                 ),
             )
             assert isinstance(evaluation, Evaluation)
@@ -168,9 +171,36 @@ class Controller:
             if cell.gave_up:
                 evaluation = evaluation.model_copy(update={"verdict": Verdict.FAILED})
                 break
+        if evaluation.verdict == Verdict.RECHECK:
+            evaluation = self._recheck(task, attempts[-1].execution, parent, loop.view)
+            attempts[-1] = attempts[-1].model_copy(update={"feedback": evaluation.feedback})
         return self._record(
             loop, task, step_id, attempts, evaluation, parent, started_at, time.monotonic() - t0
         )
+
+    def _can_recheck(self, execution: Execution, view: RunView) -> bool:
+        """Scoring candidate and parent again costs about twice the step: only if that fits."""
+        records = execution.records("metrics")
+        fit_s = records[-1].get("fit_time_s", 0.0) if records else 0.0
+        return self.time_left() - view.refit_reserve_s() > 3 * fit_s + 1.0
+
+    def _recheck(
+        self, task: Task, execution: Execution, parent: StepSummary | None, view: RunView
+    ) -> Evaluation:
+        """Decide a near-tie on new folds; if that cell fails, the tie stays unproven."""
+        rerun = self.sandbox.execute(RECHECK_CELL, timeout=self._timeout(task, view))
+        records = rerun.records("recheck")
+        recheck = (
+            Recheck.model_validate(records[-1])
+            if rerun.ok and records
+            else Recheck(candidate=[], parent=[], why=f"the recheck failed: {rerun.error or 'no record'}")
+        )
+        request = EvaluateRequest(
+            task=task, execution=execution, parent=parent.metrics if parent else None, recheck=recheck
+        )
+        evaluation = self.bus.request("evaluator", request)
+        assert isinstance(evaluation, Evaluation)
+        return evaluation
 
     def _timeout(self, task: Task, view: RunView) -> float:
         """No experiment may eat the budget, nor the time kept for the final refit: a slow one

@@ -15,6 +15,7 @@ class Verdict(StrEnum):
     ACCEPTED = "accepted"  # a judged hypothesis that helped: the best pipeline moves to it
     REJECTED = "rejected"  # a judged hypothesis that did not help: the parent stays best
     DONE = "done"  # a step that is not judged (setup, profile, validation, final refit)
+    RECHECK = "recheck"  # a near-tie: score candidate and parent again on new folds, then decide
     RETRY = "retry"  # the cell failed and a targeted fix is worth trying
     FAILED = "failed"  # the cell failed and no more fixes are allowed
 
@@ -34,6 +35,14 @@ class Metrics(BaseModel):
         """Improvement over `parent`, positive when better whatever the metric's direction."""
         diff = self.mean - parent.mean
         return diff if self.higher_is_better else -diff
+
+
+class Recheck(BaseModel):
+    """A near-tie scored again: candidate and parent on the same freshly shuffled folds."""
+
+    candidate: list[float]
+    parent: list[float]
+    why: str = ""  # set when no new folds could be drawn
 
 
 class ErrorInfo(BaseModel):
@@ -178,6 +187,8 @@ class EvaluateRequest(BaseModel):
     parent: Metrics | None = None
     attempt: int = 0
     max_attempts: int = 0
+    can_recheck: bool = False  # the budget allows scoring a near-tie again
+    recheck: Recheck | None = None
 
 
 class Evaluation(BaseModel):

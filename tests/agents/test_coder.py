@@ -115,7 +115,7 @@ def test_render_validation_with_none_column(coder):
     params = {"scheme": "kfold", "n_splits": 5, "column": None, "why": "rows aren't grouped"}
     code = coder.handle(CodeRequest(task=task("validation", "validation", params), state=state())).code
     ast.parse(code)
-    assert "'kfold', n_splits=5, seed=SEED, column=None)" in code
+    assert """VALIDATION = {"scheme": 'kfold', "n_splits": 5, "column": None}""" in code
     assert '"rows aren\'t grouped"' in code
 
 

@@ -14,6 +14,7 @@ from dsassist.messages import (
     Execution,
     Metrics,
     Output,
+    Recheck,
     Task,
     Verdict,
 )
@@ -50,13 +51,17 @@ def crashed() -> Execution:
     return Execution(ok=False, error=error)
 
 
-def judge(execution, parent=None, judged=True, attempt=0, max_attempts=2) -> Evaluation:
+def judge(
+    execution, parent=None, judged=True, attempt=0, max_attempts=2, can_recheck=False, recheck=None
+) -> Evaluation:
     request = EvaluateRequest(
         task=task(judged),
         execution=execution,
         parent=parent,
         attempt=attempt,
         max_attempts=max_attempts,
+        can_recheck=can_recheck,
+        recheck=recheck,
     )
     reply = Evaluator().handle(request)
     assert isinstance(reply, Evaluation)
@@ -152,3 +157,57 @@ def test_lower_rmse_is_a_positive_gain():
     e = judge(ran(higher), parent=parent)
     assert e.verdict == Verdict.REJECTED
     assert e.gain == pytest.approx(-1.0)
+
+
+# a near-tie: +0.01 on average, but the per-fold gains swing between -0.03 and +0.05 (SE 0.0126)
+NEAR_TIE = metrics([0.81, 0.86, 0.76, 0.81, 0.81])
+
+
+def test_gain_within_one_standard_error_is_a_near_tie_not_kept_without_a_recheck():
+    e = judge(ran(NEAR_TIE), parent=PARENT, can_recheck=False)
+    assert e.gain == pytest.approx(0.01)
+    assert e.verdict == Verdict.REJECTED
+    assert "noise" in e.feedback
+
+
+def test_near_tie_asks_for_a_recheck_when_the_budget_allows():
+    e = judge(ran(NEAR_TIE), parent=PARENT, can_recheck=True)
+    assert e.verdict == Verdict.RECHECK
+    assert e.metrics == NEAR_TIE
+
+
+def test_clear_outcomes_are_never_rechecked():
+    assert judge(ran(metrics([0.85, 0.85, 0.84, 0.86, 0.85])), PARENT, can_recheck=True).verdict == (
+        Verdict.ACCEPTED
+    )
+    assert judge(ran(metrics([0.75] * 5)), PARENT, can_recheck=True).verdict == Verdict.REJECTED
+
+
+def test_recheck_that_confirms_the_gain_keeps_the_step_with_its_original_metrics():
+    confirmed = Recheck(candidate=[0.82, 0.83, 0.82, 0.81, 0.82], parent=[0.80, 0.81, 0.80, 0.80, 0.80])
+    e = judge(ran(NEAR_TIE), parent=PARENT, can_recheck=True, recheck=confirmed)
+    assert e.verdict == Verdict.ACCEPTED
+    assert e.metrics == NEAR_TIE  # comparable with every other step: same folds
+    assert "10 folds" in e.feedback
+
+
+def test_recheck_that_shows_no_gain_rejects_the_step():
+    refuted = Recheck(candidate=[0.79, 0.80, 0.81, 0.79, 0.80], parent=[0.80, 0.81, 0.80, 0.80, 0.80])
+    e = judge(ran(NEAR_TIE), parent=PARENT, can_recheck=True, recheck=refuted)
+    assert e.verdict == Verdict.REJECTED
+    assert "10 folds" in e.feedback
+
+
+def test_recheck_without_new_folds_leaves_the_tie_unproven():
+    none = Recheck(candidate=[], parent=[], why="time folds cannot be reshuffled")
+    e = judge(ran(NEAR_TIE), parent=PARENT, can_recheck=True, recheck=none)
+    assert e.verdict == Verdict.REJECTED
+    assert "cannot be reshuffled" in e.feedback
+
+
+def test_recheck_judges_losses_by_their_direction():
+    parent = metrics([1.00, 1.00, 1.00, 1.00, 1.00], metric="rmse", higher=False)
+    candidate = metrics([0.99, 0.94, 1.04, 0.99, 0.99], metric="rmse", higher=False)  # lower is better
+    assert judge(ran(candidate), parent, can_recheck=True).verdict == Verdict.RECHECK
+    lower = Recheck(candidate=[0.97, 0.98, 0.97, 0.98, 0.97], parent=[1.0] * 5)
+    assert judge(ran(candidate), parent, can_recheck=True, recheck=lower).verdict == Verdict.ACCEPTED

@@ -278,3 +278,26 @@ def test_build_pipeline_with_feature_options_fits_and_predicts(spec, task):
     assert len(predictions) == n
     if task == "regression":
         assert (predictions > 0).all()  # back on the original scale after log1p/expm1
+
+
+def test_recheck_scores_candidate_and_parent_on_new_folds():
+    X, y = classification()
+    validation = {"scheme": "stratified", "n_splits": 3, "column": None}
+    first = score({"model": "linear"}, X, y, "binary", "roc_auc", "stratified")
+    record = toolkit.recheck(
+        {"model": "linear"}, {"model": "dummy"}, COLUMNS, X, y, validation, "roc_auc", "binary", 0
+    )
+    assert len(record["candidate"]) == len(record["parent"]) == 3
+    assert record["parent"] == [0.5, 0.5, 0.5]
+    assert record["candidate"] != first["folds"]  # other folds, not the first verdict again
+    assert np.mean(record["candidate"]) > 0.85
+
+
+def test_recheck_draws_no_new_folds_for_time_ordered_validation():
+    X, y = regression()
+    validation = {"scheme": "time", "n_splits": 3, "column": "x2"}
+    record = toolkit.recheck(
+        {"model": "linear"}, {"model": "dummy"}, COLUMNS, X, y, validation, "rmse", "regression", 0
+    )
+    assert record["candidate"] == record["parent"] == []
+    assert "time" in record["why"]

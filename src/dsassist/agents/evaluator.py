@@ -5,17 +5,18 @@ from __future__ import annotations
 import math
 import re
 
-from dsassist.messages import EvaluateRequest, Evaluation, Execution, Metrics, Verdict
+from dsassist.messages import EvaluateRequest, Evaluation, Execution, Metrics, Recheck, Verdict
 
 
 class Evaluator:
-    """Offline policy: keep a hypothesis only if it beats its parent on the same folds.
+    """Offline policy: keep a hypothesis only if its gain over its parent beats the fold spread.
 
-    "Beats" means a positive mean gain of at least half the standard error of the paired
-    per-fold differences, so a change that wins by noise alone is not kept.
+    On the same folds, the gain must be at least one standard error of the paired per-fold
+    differences. A positive gain short of that is a near-tie: when the budget allows, both
+    pipelines are scored again on freshly shuffled folds and the pooled differences decide.
     """
 
-    noise_factor = 0.5
+    noise_factor = 1.0
 
     def handle(self, request: EvaluateRequest) -> Evaluation:
         execution = request.execution
@@ -35,26 +36,45 @@ class Evaluator:
             return Evaluation(
                 verdict=Verdict.ACCEPTED, metrics=metrics, feedback=f"reference score {_fmt(metrics)}"
             )
-        return self.judge(metrics, request.parent)
+        return self.judge(metrics, request.parent, request.can_recheck, request.recheck)
 
-    def judge(self, metrics: Metrics, parent: Metrics) -> Evaluation:
-        gain = metrics.gain_over(parent)
-        noise = paired_standard_error(metrics, parent)
-        kept = gain > 0 and gain >= self.noise_factor * noise
+    def judge(
+        self, metrics: Metrics, parent: Metrics, can_recheck: bool = False, recheck: Recheck | None = None
+    ) -> Evaluation:
+        diffs = paired_differences(metrics.folds, parent.folds, metrics.higher_is_better)
+        gain, noise = metrics.gain_over(parent), standard_error(diffs)
+        summary = f"{_fmt(metrics)} vs {parent.mean:.4f}: gain {gain:+.4f} (paired SE {noise:.4f})"
+        near_tie = 0 < gain < self.noise_factor * noise
+        if near_tie and recheck is None and can_recheck:
+            feedback = f"{summary}, near-tie: rechecking"
+            return Evaluation(verdict=Verdict.RECHECK, metrics=metrics, gain=gain, feedback=feedback)
+        if near_tie and recheck is not None and recheck.candidate:
+            diffs += paired_differences(recheck.candidate, recheck.parent, metrics.higher_is_better)
+            pooled, noise = sum(diffs) / len(diffs), standard_error(diffs)
+            kept = pooled > 0 and pooled >= self.noise_factor * noise
+            summary += f"; near-tie rechecked on {len(diffs)} folds: gain {pooled:+.4f} (SE {noise:.4f})"
+        else:
+            kept = gain > 0 and not near_tie
+            if recheck is not None and recheck.why:
+                summary += f"; not rechecked: {recheck.why}"
         why = "kept" if kept else ("worse" if gain <= 0 else "within noise: not kept")
-        feedback = f"{_fmt(metrics)} vs {parent.mean:.4f}: gain {gain:+.4f} (paired SE {noise:.4f}), {why}"
         verdict = Verdict.ACCEPTED if kept else Verdict.REJECTED
-        return Evaluation(verdict=verdict, metrics=metrics, gain=gain, feedback=feedback)
+        return Evaluation(verdict=verdict, metrics=metrics, gain=gain, feedback=f"{summary}, {why}")
 
 
-def paired_standard_error(a: Metrics, b: Metrics) -> float:
-    """Standard error of the mean per-fold difference (the folds are shared)."""
-    diffs = [x - y for x, y in zip(a.folds, b.folds, strict=False)]
-    if len(diffs) < 2:
+def paired_differences(a: list[float], b: list[float], higher_is_better: bool) -> list[float]:
+    """Per-fold gains of `a` over `b` (the folds are shared), positive when `a` is better."""
+    sign = 1.0 if higher_is_better else -1.0
+    return [sign * (x - y) for x, y in zip(a, b, strict=False)]
+
+
+def standard_error(values: list[float]) -> float:
+    """Standard error of the mean of `values`."""
+    if len(values) < 2:
         return 0.0
-    mean = sum(diffs) / len(diffs)
-    var = sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)
-    return math.sqrt(var / len(diffs))
+    mean = sum(values) / len(values)
+    var = sum((d - mean) ** 2 for d in values) / (len(values) - 1)
+    return math.sqrt(var / len(values))
 
 
 def feedback_for(execution: Execution) -> str:

@@ -45,6 +45,7 @@ def note_for(step: StepSummary, attempts: list[Attempt], lesson: str) -> str:
         lines.append(f"- {m.metric}: {m.mean:.4f} ± {m.std:.4f} (folds: {folds})")
         if step.gain is not None:
             lines.append(f"- gain over parent: {step.gain:+.4f}")
+            lines.append(f"- judgement: {attempts[-1].feedback}")
     lines += ["", f"**Lesson.** {lesson}", ""]
     for i, attempt in enumerate(attempts, 1):
         title = f"Attempt {i}" + (f" (fix: {attempt.fix_rule})" if attempt.fix_rule else "")

@@ -278,7 +278,7 @@ import numpy as np
 import pandas as pd
 from dsassist.templates.tabular.toolkit import (
     BASE_SPEC, build_pipeline, drivers, evaluate, feature_columns, load_table, make_folds,
-    profile_data, publish, save_model,
+    profile_data, publish, recheck, save_model,
 )
 
 SEED, TASK, METRIC, TARGET = $seed, $task, $metric, $target
@@ -311,8 +311,9 @@ print({kind: len(cols) for kind, cols in columns.items()})
 """
 
 VALIDATION = """
-folds = make_folds(X, y, TASK, $scheme, n_splits=$n_splits, seed=SEED, column=$column)
-publish("validation", {"scheme": $scheme, "n_splits": len(folds), "column": $column, "why": $why})
+VALIDATION = {"scheme": $scheme, "n_splits": $n_splits, "column": $column}
+folds = make_folds(X, y, TASK, **VALIDATION, seed=SEED)
+publish("validation", {**VALIDATION, "n_splits": len(folds), "why": $why})
 print(f"{$scheme} validation, {len(folds)} folds, validation sizes {[len(v) for _, v in folds]}")
 spec = dict(BASE_SPEC)
 """

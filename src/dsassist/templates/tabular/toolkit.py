@@ -490,6 +490,36 @@ def evaluate(
     return record
 
 
+def recheck(
+    candidate_spec: dict[str, Any],
+    parent_spec: dict[str, Any],
+    columns: dict[str, list[str]],
+    X: pd.DataFrame,
+    y: pd.Series,
+    validation: dict[str, Any],
+    metric: str,
+    task: str,
+    seed: int,
+) -> dict[str, Any]:
+    """Score a near-tie again, candidate and parent on the same freshly shuffled folds.
+
+    Time-ordered and grouped folds have no other shuffle, and refitting on the same folds
+    would only repeat the first verdict: those publish no new folds.
+    """
+    record: dict[str, Any] = {"candidate": [], "parent": []}
+    if validation["scheme"] in ("time", "group"):
+        record["why"] = f"{validation['scheme']} folds cannot be reshuffled"
+    else:
+        folds = make_folds(X, y, task, validation["scheme"], validation["n_splits"], seed + 1)
+        scorer = _scorer(metric, task)
+        for name, spec in (("candidate", candidate_spec), ("parent", parent_spec)):
+            pipeline = build_pipeline(spec, columns, task, seed)
+            cv = cross_validate(pipeline, X, y, cv=folds, scoring=scorer, error_score="raise")
+            record[name] = [round(float(s), 6) for s in _oriented(cv["test_score"], metric)]
+    publish("recheck", record)
+    return record
+
+
 def _scorer(metric: str, task: str) -> Any:
     name = METRICS[metric][0]
     if metric == "roc_auc" and task == "binary":
