@@ -14,13 +14,25 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from dsassist.agents import Coder, Evaluator, Planner, Reflector
-from dsassist.bus import InProcessBus
+from dsassist.agents import (
+    Coder,
+    Evaluator,
+    ModelCoder,
+    ModelEvaluator,
+    ModelPlanner,
+    ModelReflector,
+    Planner,
+    Reflector,
+)
+from dsassist.bus import Agent, Bus, InProcessBus
 from dsassist.config import RunConfig
 from dsassist.controller import Controller, Loop, Progress, latest_checkpoint
 from dsassist.data import check_target, infer_task, read_table
 from dsassist.errors import DSAssistError
-from dsassist.messages import RunView, Verdict
+from dsassist.llm.providers import Client, make_client
+from dsassist.llm.router import Router
+from dsassist.llm.settings import CONFIG_FILE, Settings, load_settings
+from dsassist.messages import Answer, AnswerRequest, RunView, Verdict
 from dsassist.report import answer_for, write_notebook, write_report
 from dsassist.sandbox import Sandbox
 from dsassist.store import ProvenanceStore
@@ -59,28 +71,48 @@ def run(
     out: str | Path,
     *,
     question: str = "",
-    budget: str | float = "5m",
+    budget: str | float | None = None,
     on_step: Callable[[Progress], None] | None = None,
+    config: str | Path | None = None,
     **options: Any,
 ) -> RunResult:
     """Run the closed loop on a table and write the run folder `out`.
 
+    `config` is a dsassist.toml (default: ./dsassist.toml if present) naming the models to use;
+    without one the run is offline. `budget` defaults to the file's `budget.wall`, else 5m.
     `options` are the other fields of `RunConfig` (max_steps, seed, metric, folds, ...).
     """
+    config_file = Path(config).resolve() if config else _default_config()
+    settings = load_settings(config_file)
+    budget = budget if budget is not None else settings.budget.wall or "5m"
     try:
-        cfg = RunConfig(data=data, target=target, out=out, question=question, budget_s=budget, **options)
+        cfg = RunConfig(
+            data=data,
+            target=target,
+            out=out,
+            question=question,
+            budget_s=budget,
+            config_file=config_file,
+            **options,
+        )
     except ValidationError as exc:
         err = exc.errors()[0]
         raise DSAssistError(f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    return _run(cfg, on_step)
+    return _run(cfg, settings, on_step)
 
 
-def _run(cfg: RunConfig, on_step: Callable[[Progress], None] | None) -> RunResult:
+def _default_config() -> Path | None:
+    path = Path(CONFIG_FILE)
+    return path.resolve() if path.is_file() else None
+
+
+def _run(cfg: RunConfig, settings: Settings, on_step: Callable[[Progress], None] | None) -> RunResult:
     dataset = read_table(cfg.data)
     task = infer_task(check_target(dataset.frame, cfg.target, cfg.data))
     metric = cfg.metric or DEFAULT_METRIC[task]
     _check_options(cfg, dataset.frame, task, metric)
     templates = load_templates(cfg.templates_file)
+    clients = _clients(settings)  # a missing key fails here, before anything is written
     out = cfg.out.resolve()
     sandbox = _sandbox(cfg, out, dataset.path)
     _prepare_folder(out, cfg.overwrite)
@@ -100,7 +132,8 @@ def _run(cfg: RunConfig, on_step: Callable[[Progress], None] | None) -> RunResul
         },
     )
     loop = Loop(view=_view(cfg, task, metric, dataset.path))
-    return _drive(loop, cfg, templates, sandbox, store, run_id, dataset.sha256, on_step)
+    router = _router(settings, clients, store, run_id)
+    return _drive(loop, cfg, templates, sandbox, store, run_id, dataset.sha256, on_step, router)
 
 
 def resume(run_dir: str | Path, on_step: Callable[[Progress], None] | None = None) -> RunResult:
@@ -118,16 +151,43 @@ def resume(run_dir: str | Path, on_step: Callable[[Progress], None] | None = Non
     if dataset.sha256 != dataset_row["sha256"]:
         raise DSAssistError(f"{cfg.data} changed since the run started (sha256 differs): start a new run")
     templates = load_templates(cfg.templates_file)
+    settings = load_settings(cfg.config_file)
+    router = _router(settings, _clients(settings), store, run_row["id"])
     loop = Loop(view=_view(cfg, run_row["task"], run_row["metric"], dataset.path))
     for step, execution, code in store.load_steps(run_row["id"]):
         loop.add(step, execution, code)
     sandbox = _sandbox(cfg, out, dataset.path)
     spent = sum(s.duration_s for s in loop.view.steps)
-    return _drive(loop, cfg, templates, sandbox, store, run_row["id"], dataset.sha256, on_step, spent)
+    return _drive(loop, cfg, templates, sandbox, store, run_row["id"], dataset.sha256, on_step, router, spent)
+
+
+def _clients(settings: Settings) -> dict[str, Client]:
+    if settings.llm is None:
+        return {}
+    return {name: make_client(provider) for name, provider in settings.llm.providers.items()}
+
+
+def _router(
+    settings: Settings, clients: dict[str, Client], store: ProvenanceStore, run_id: str
+) -> Router | None:
+    """The model router, or None for an offline run; a resumed run keeps what it spent."""
+    if settings.llm is None:
+        return None
+    secrets = tuple(p.key() for p in settings.llm.providers.values() if p.api_key_env)
+    spent = sum(row["cost_usd"] for row in store.spending(run_id))
+    return Router(
+        settings.llm,
+        settings.budget.usd,
+        record=lambda call: store.record_call(run_id, call),
+        spent_usd=spent,
+        clients=clients,
+        redact=secrets,
+    )
 
 
 def _view(cfg: RunConfig, task: str, metric: str, data: Path) -> RunView:
     options = {"seed": cfg.seed, "task": task, "metric": metric, "target": cfg.target, "path": str(data)}
+    options["question"] = cfg.question
     options |= {"folds": cfg.folds, "group_column": cfg.group_column, "time_column": cfg.time_column}
     return RunView(
         task=task, metric=metric, time_left_s=cfg.budget_s, steps_left=cfg.max_steps, options=options
@@ -155,18 +215,12 @@ def _drive(
     run_id: str,
     sha256: str,
     on_step: Callable[[Progress], None] | None,
+    router: Router | None,
     spent_s: float = 0.0,
 ) -> RunResult:
     """Run the loop from wherever `loop` stands to the end, then write the run folder's results."""
     started = time.monotonic() - spent_s
-    bus = InProcessBus(
-        {
-            "planner": Planner(templates, cfg.explore_share),
-            "coder": Coder(templates),
-            "evaluator": Evaluator(),
-            "reflector": Reflector(),
-        }
-    )
+    bus = InProcessBus(_agents(cfg, templates, router))
     status = "finished"
     try:
         with sandbox:
@@ -176,9 +230,28 @@ def _drive(
             Controller(bus, sandbox, store, run_id, cfg, on_step, spent_s).run(loop)
     except KeyboardInterrupt:
         status, loop.stop_reason = "interrupted", "interrupted by the user"
-    result = _finish(loop, cfg, cfg.out.resolve(), run_id, store, sha256, status, time.monotonic() - started)
+    result = _finish(
+        loop, cfg, bus, cfg.out.resolve(), run_id, store, sha256, status, time.monotonic() - started
+    )
     store.close()
     return result
+
+
+def _agents(cfg: RunConfig, templates: list[Template], router: Router | None) -> dict[str, Agent]:
+    """The offline policies, or the same roles backed by models (which fall back to them)."""
+    if router is None:
+        return {
+            "planner": Planner(templates, cfg.explore_share),
+            "coder": Coder(templates),
+            "evaluator": Evaluator(),
+            "reflector": Reflector(),
+        }
+    return {
+        "planner": ModelPlanner(templates, router, cfg.explore_share),
+        "coder": ModelCoder(templates, router),
+        "evaluator": ModelEvaluator(router),
+        "reflector": ModelReflector(router),
+    }
 
 
 def _check_options(cfg: RunConfig, frame: pd.DataFrame, task: str, metric: str) -> None:
@@ -205,6 +278,7 @@ def _prepare_folder(out: Path, overwrite: bool) -> None:
 def _finish(
     loop: Loop,
     cfg: RunConfig,
+    bus: Bus,
     out: Path,
     run_id: str,
     store: ProvenanceStore,
@@ -220,6 +294,14 @@ def _finish(
     validation = _record_of(loop, "validation")
     drivers = _record_of(loop, "final", "drivers").get("columns", [])
     answer = answer_for(loop, cfg.question, cfg.target, drivers)
+    if cfg.question:
+        evidence = [s.line() for s in steps if s.kind in ("analysis", "final")]
+        reply = bus.request(
+            "evaluator", AnswerRequest(question=cfg.question, evidence=evidence, summary=answer)
+        )
+        assert isinstance(reply, Answer)
+        answer = reply.text
+    spending = store.spending(run_id)
     result = RunResult(
         run_dir=str(out),
         status=status,
@@ -250,12 +332,18 @@ def _finish(
         "elapsed_s": elapsed,
         "validation_text": _validation_text(validation),
         "plots": _plots(loop),
+        "spending": spending,
+        "budget_usd": _budget_usd(cfg),
     }
     write_report(loop, out, meta, answer)
     write_notebook(loop, out / "notebook.ipynb", f"{cfg.data.name}: predicting {cfg.target}")
     (out / "result.json").write_text(result.model_dump_json(indent=2))
     store.finish_run(run_id, status, result.best_step, result.best_score, answer)
     return result
+
+
+def _budget_usd(cfg: RunConfig) -> float | None:
+    return load_settings(cfg.config_file).budget.usd if cfg.config_file else None
 
 
 def _record_of(loop: Loop, kind: str, record: str | None = None) -> dict[str, Any]:
@@ -280,6 +368,18 @@ def _plots(loop: Loop) -> list[tuple[str, str]]:
         if step.kind in ("profile", "final") and step.id in loop.executions:
             plots += [(step.kind, o.path) for o in loop.executions[step.id].outputs if o.path]
     return plots
+
+
+def spending(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Calls, tokens and dollars per role and model of the run in `run_dir`."""
+    path = Path(run_dir) / "provenance.db"
+    if not path.is_file():
+        raise DSAssistError(f"no run in {run_dir}: provenance.db not found")
+    store = ProvenanceStore(path)
+    try:
+        return store.spending(store.only_run()[0]["id"])
+    finally:
+        store.close()
 
 
 def predict(run_dir: str | Path, data: str | Path, out: str | Path | None = None) -> pd.DataFrame:

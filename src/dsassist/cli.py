@@ -13,6 +13,7 @@ from rich.table import Table
 from dsassist import api
 from dsassist.controller import Progress
 from dsassist.errors import DSAssistError
+from dsassist.report.markdown import COST_COLUMNS, cost_rows
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
@@ -70,7 +71,12 @@ def run(
     target: Annotated[str, typer.Option("--target", "-t", help="column to predict")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder to create")],
     question: Annotated[str, typer.Option("--question", "-q")] = "",
-    budget: Annotated[str, typer.Option(help="wall-time budget: 90s, 5m, 1h")] = "5m",
+    budget: Annotated[
+        str | None, typer.Option(help="wall-time budget: 90s, 5m, 1h (default: the config's, else 5m)")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="dsassist.toml with models and routes (default: ./dsassist.toml)")
+    ] = None,
     max_steps: Annotated[int, typer.Option(help="most steps to run")] = 40,
     seed: Annotated[int, typer.Option()] = 0,
     metric: Annotated[
@@ -92,7 +98,7 @@ def run(
     output_kb: Annotated[int, typer.Option(help="output kept per stream and cell")] = 256,
 ) -> None:
     """Run plan -> code -> execute -> evaluate -> reflect cycles on DATA."""
-    view = LiveView(f"[bold]DSAssist[/bold] {data} → {out}  (target {target!r}, budget {budget})")
+    view = LiveView(f"[bold]DSAssist[/bold] {data} → {out}  (target {target!r})")
     try:
         result = api.run(
             data,
@@ -100,6 +106,7 @@ def run(
             out,
             question=question,
             budget=budget,
+            config=config,
             on_step=view,
             max_steps=max_steps,
             seed=seed,
@@ -162,6 +169,23 @@ def predict(
         _fail(str(exc))
         return
     console.print(f"{len(frame)} predictions written to {output}", highlight=False)
+
+
+@app.command()
+def cost(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
+    """Spend per role and model: calls, tokens and dollars."""
+    try:
+        spending = api.spending(run_dir)
+    except DSAssistError as exc:
+        _fail(str(exc))
+        return
+    if not spending:
+        console.print("offline run: no language model was called", highlight=False)
+        return
+    table = Table(*COST_COLUMNS)
+    for row in cost_rows(spending):
+        table.add_row(*row, style="bold" if row[0] == "total" else None)
+    Console().print(table)
 
 
 def main() -> None:

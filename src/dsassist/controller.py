@@ -135,9 +135,16 @@ class Controller:
         if parent is not None and parent.id != loop.head:
             self._branch(loop, parent.id)
         state = self.sandbox.state()
-        cell = self.bus.request("coder", CodeRequest(task=task, state=state))
+        request = CodeRequest(task=task, state=state, step_id=step_id, history=loop.view.history())
+        cell = self.bus.request("coder", request)
         assert isinstance(cell, Cell)
         attempts: list[Attempt] = []
+        if cell.gave_up:  # no cell to run: nothing was executed
+            failed = Evaluation(verdict=Verdict.FAILED, feedback=f"no cell was written ({cell.rule})")
+            attempts.append(Attempt(code="", execution=Execution(ok=False), feedback=failed.feedback))
+            return self._record(
+                loop, task, step_id, attempts, failed, parent, started_at, time.monotonic() - t0
+            )
         while True:
             timeout = self._timeout(task, loop.view)
             execution = self.sandbox.execute(cell.code, timeout=timeout)
@@ -146,6 +153,8 @@ class Controller:
                 EvaluateRequest(
                     task=task,
                     execution=execution,
+                    code=cell.code,
+                    step_id=step_id,
                     parent=parent.metrics if parent and task.judged else None,
                     attempt=len(attempts),
                     max_attempts=self.cfg.max_fix_attempts,
@@ -165,6 +174,8 @@ class Controller:
                 feedback=evaluation.feedback,
                 attempt=len(attempts),
                 state=self.sandbox.state(),
+                tried=[a.code for a in attempts],
+                step_id=step_id,
             )
             cell = self.bus.request("coder", fix)
             assert isinstance(cell, Cell)

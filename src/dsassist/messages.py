@@ -128,6 +128,11 @@ class StepSummary(BaseModel):
     error: str | None = None
     lesson: str = ""
 
+    def line(self) -> str:
+        score = f" {self.metrics.metric} {self.metrics.mean:.4f}" if self.metrics else ""
+        lesson = f": {self.lesson}" if self.lesson else ""
+        return f"step {self.id} [{self.verdict.value}]{score} {self.hypothesis}{lesson}"
+
 
 class RunView(BaseModel):
     """The state of the run as the planner sees it."""
@@ -140,6 +145,12 @@ class RunView(BaseModel):
     time_left_s: float
     steps_left: int
     options: dict[str, Any] = Field(default_factory=dict)  # user choices: group column, time column
+
+    def history(self, limit: int = 12) -> str:
+        """The latest steps, one line each: what was tried and what came of it."""
+        lines = [s.line() for s in self.steps[-limit:]]
+        skipped = len(self.steps) - len(lines)
+        return "\n".join(([f"({skipped} earlier steps not shown)"] if skipped > 0 else []) + lines)
 
     def refit_reserve_s(self) -> float:
         """Seconds to keep for the final refit: it fits once and explains on two folds, about
@@ -164,6 +175,8 @@ class Plan(BaseModel):
 class CodeRequest(BaseModel):
     task: Task
     state: KernelState
+    step_id: int | None = None
+    history: str = ""  # the latest steps, one line each (RunView.history)
 
 
 class FixRequest(BaseModel):
@@ -173,6 +186,8 @@ class FixRequest(BaseModel):
     feedback: str
     attempt: int
     state: KernelState
+    tried: list[str] = Field(default_factory=list)  # the step's earlier cells, to detect a looping fixer
+    step_id: int | None = None
 
 
 class Cell(BaseModel):
@@ -184,6 +199,8 @@ class Cell(BaseModel):
 class EvaluateRequest(BaseModel):
     task: Task
     execution: Execution
+    code: str = ""
+    step_id: int | None = None
     parent: Metrics | None = None
     attempt: int = 0
     max_attempts: int = 0
@@ -196,6 +213,18 @@ class Evaluation(BaseModel):
     metrics: Metrics | None = None
     gain: float | None = None
     feedback: str = ""
+
+
+class AnswerRequest(BaseModel):
+    """The direct answer to the run's question, from the evidence the steps produced."""
+
+    question: str
+    evidence: list[str]
+    summary: str  # the offline answer, built from the verdicts and the final model's drivers
+
+
+class Answer(BaseModel):
+    text: str
 
 
 class Attempt(BaseModel):
@@ -216,3 +245,23 @@ class ReflectRequest(BaseModel):
 class Reflection(BaseModel):
     lesson: str
     note: str  # the Markdown note for this loop iteration
+
+
+class LLMCall(BaseModel):
+    """One request to a model, as recorded in the provenance store."""
+
+    role: str
+    model: str  # the name in dsassist.toml
+    model_name: str  # the provider's name for it
+    prompt_template: str
+    prompt_version: int
+    prompt: str
+    response: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    retries: int = 0
+    outcome: str  # ok, unusable: <why>, refused, timeout, http 429, ...
+    step_id: int | None = None
+    started_at: str = ""

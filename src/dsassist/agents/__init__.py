@@ -1,8 +1,20 @@
-"""The four agents of the loop. Each is a class with one method: `handle(message) -> message`."""
+"""The four agents of the loop. Each is a class with one method: `handle(message) -> message`.
 
-from dsassist.agents.coder import Coder
-from dsassist.agents.evaluator import Evaluator
-from dsassist.agents.planner import Planner
-from dsassist.agents.reflector import Reflector
+Each has an offline policy and a model-backed variant that falls back to it.
+"""
 
-__all__ = ["Coder", "Evaluator", "Planner", "Reflector"]
+from dsassist.agents.coder import Coder, ModelCoder
+from dsassist.agents.evaluator import Evaluator, ModelEvaluator
+from dsassist.agents.planner import ModelPlanner, Planner
+from dsassist.agents.reflector import ModelReflector, Reflector
+
+__all__ = [
+    "Coder",
+    "Evaluator",
+    "ModelCoder",
+    "ModelEvaluator",
+    "ModelPlanner",
+    "ModelReflector",
+    "Planner",
+    "Reflector",
+]

@@ -8,6 +8,9 @@ import re
 from collections.abc import Callable
 from functools import cache
 
+from dsassist.llm.parse import code_cell
+from dsassist.llm.prompts import FIX_CELL, WRITE_CELL, clip, state_summary
+from dsassist.llm.router import NoModel, Router
 from dsassist.messages import Cell, CodeRequest, FixRequest, KernelState
 from dsassist.templates.base import Template
 
@@ -46,6 +49,76 @@ class Coder:
             if fixed is not None and fixed != request.code:
                 return Cell(code=fixed, rule=name)
         return Cell(code=request.code, gave_up=True)
+
+
+class ModelCoder(Coder):
+    """With a model: cells for tasks no template codes, and the fixes no rule can make.
+
+    Template cells stay as they are (free, tested, deterministic), and the repair rules go
+    first. A fix after two failures, or of the final refit, goes to the strongest model. A
+    model that proposes a cell already tried in this step is looping: the step gives up.
+    """
+
+    def __init__(self, templates: list[Template], router: Router) -> None:
+        super().__init__(templates)
+        self.router = router
+
+    def handle(self, request: CodeRequest | FixRequest) -> Cell:
+        if isinstance(request, FixRequest):
+            return self.fix(request)
+        template = self.templates.get(request.task.template_id)
+        if template is not None and template.code.strip():
+            return super().handle(request)
+        skeleton = template.render_prompt(request.task, "") if template is not None else ""
+        prompt = WRITE_CELL.render(
+            hypothesis=request.task.hypothesis,
+            skeleton=skeleton,
+            state=state_summary(request.state),
+            history=request.history or "(none yet)",
+        )
+        try:
+            code = self.router.ask("coder", prompt, _cell_parser(request.state), step_id=request.step_id)
+        except NoModel as exc:
+            return Cell(code="", gave_up=True, rule=f"no model: {exc}")
+        return Cell(code=code, rule="model")
+
+    def fix(self, request: FixRequest) -> Cell:
+        cell = super().fix(request)
+        if not cell.gave_up:
+            return cell
+        error = request.execution.error
+        prompt = FIX_CELL.render(
+            hypothesis=request.task.hypothesis,
+            code=request.code.rstrip(),
+            feedback=request.feedback,
+            traceback=clip("\n".join(error.traceback), 2000) if error else "(none: it ran)",
+            state=state_summary(request.state),
+        )
+        strongest = request.attempt >= 2 or request.task.kind == "final"
+        try:
+            code = self.router.ask(
+                "fixer",
+                prompt,
+                _cell_parser(request.state),
+                level=-1 if strongest else request.attempt - 1,
+                step_id=request.step_id,
+            )
+        except NoModel:
+            return Cell(code=request.code, gave_up=True)
+        if _normal(code) in {_normal(c) for c in [request.code, *request.tried]}:
+            return Cell(code=request.code, gave_up=True, rule="model-loop")
+        return Cell(code=code, rule="model-fix")
+
+
+def _cell_parser(state: KernelState) -> Callable[[str], str]:
+    known = {v.name for v in state.variables} | set(state.modules)
+    return lambda text: code_cell(text, known)
+
+
+def _normal(code: str) -> str:
+    """Code without blank lines, comments or trailing spaces: a reworded loop is still a loop."""
+    lines = (line.split("#", 1)[0].rstrip() for line in code.splitlines())
+    return "\n".join(line for line in lines if line.strip())
 
 
 Rule = Callable[[str, str, str, KernelState], str | None]

@@ -5,7 +5,21 @@ from __future__ import annotations
 import math
 import re
 
-from dsassist.messages import EvaluateRequest, Evaluation, Execution, Metrics, Recheck, Verdict
+from pydantic import BaseModel
+
+from dsassist.llm.parse import json_reply, plain_text
+from dsassist.llm.prompts import ANSWER, JUDGE, clip
+from dsassist.llm.router import NoModel, Router
+from dsassist.messages import (
+    Answer,
+    AnswerRequest,
+    EvaluateRequest,
+    Evaluation,
+    Execution,
+    Metrics,
+    Recheck,
+    Verdict,
+)
 
 
 class Evaluator:
@@ -18,7 +32,12 @@ class Evaluator:
 
     noise_factor = 1.0
 
-    def handle(self, request: EvaluateRequest) -> Evaluation:
+    def handle(self, request: EvaluateRequest | AnswerRequest) -> Evaluation | Answer:
+        if isinstance(request, AnswerRequest):
+            return Answer(text=request.summary)
+        return self.evaluate(request)
+
+    def evaluate(self, request: EvaluateRequest) -> Evaluation:
         execution = request.execution
         if not execution.ok:
             verdict = Verdict.RETRY if request.attempt < request.max_attempts else Verdict.FAILED
@@ -60,6 +79,55 @@ class Evaluator:
         why = "kept" if kept else ("worse" if gain <= 0 else "within noise: not kept")
         verdict = Verdict.ACCEPTED if kept else Verdict.REJECTED
         return Evaluation(verdict=verdict, metrics=metrics, gain=gain, feedback=f"{summary}, {why}")
+
+
+class Judgement(BaseModel):
+    answered: bool
+    finding: str = ""
+    feedback: str = ""
+
+
+class ModelEvaluator(Evaluator):
+    """With a model: whether an open-question cell's output answers its subtask, and the
+    direct answer to the question at the end. Scores are still judged by the rule above."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def handle(self, request: EvaluateRequest | AnswerRequest) -> Evaluation | Answer:
+        if isinstance(request, AnswerRequest):
+            return self.answer(request)
+        evaluation = self.evaluate(request)
+        if request.task.kind != "analysis" or evaluation.verdict != Verdict.DONE:
+            return evaluation
+        prompt = JUDGE.render(
+            hypothesis=request.task.hypothesis,
+            code=request.code.rstrip(),
+            output=clip(request.execution.stdout or "(no output)", 3000),
+        )
+        try:
+            judged = self.router.ask(
+                "evaluator", prompt, lambda text: json_reply(text, Judgement), step_id=request.step_id
+            )
+        except NoModel:
+            return evaluation
+        if judged.answered:
+            return Evaluation(verdict=Verdict.DONE, feedback=judged.finding or "answered")
+        verdict = Verdict.RETRY if request.attempt < request.max_attempts else Verdict.FAILED
+        return Evaluation(
+            verdict=verdict, feedback=f"the output does not answer the subtask: {judged.feedback}"
+        )
+
+    def answer(self, request: AnswerRequest) -> Answer:
+        prompt = ANSWER.render(
+            question=request.question,
+            evidence="\n".join(request.evidence) or "(none)",
+            summary=request.summary,
+        )
+        try:
+            return Answer(text=self.router.ask("evaluator", prompt, plain_text))
+        except NoModel:
+            return Answer(text=request.summary)
 
 
 def paired_differences(a: list[float], b: list[float], higher_is_better: bool) -> list[float]:

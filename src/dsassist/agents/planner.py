@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
+from dsassist.llm.parse import json_reply
+from dsassist.llm.prompts import PLAN, profile_summary
+from dsassist.llm.router import NoModel, Router
 from dsassist.messages import Plan, PlanRequest, RunView, StepSummary, Task, Verdict
 from dsassist.templates.base import Template
 
@@ -100,6 +105,60 @@ class Planner:
             return False
         next_step = max(s.duration_s for s in judged[-3:])
         return run.time_left_s < run.refit_reserve_s() + next_step
+
+
+class Subtask(BaseModel):
+    hypothesis: str = Field(min_length=3, max_length=400)
+
+
+class Subtasks(BaseModel):
+    subtasks: list[Subtask] = Field(min_length=1)
+
+
+class ModelPlanner(Planner):
+    """With a model and a question: the question broken into minimal subtasks, run once the
+    data is profiled and guarded, before the modelling that the offline policy plans."""
+
+    max_subtasks = 5
+
+    def __init__(self, templates: list[Template], router: Router, explore_share: float = 0.3) -> None:
+        super().__init__(templates, explore_share)
+        self.router = router
+        self.pending: list[Task] | None = None  # None: the question has not been broken down yet
+
+    def handle(self, request: PlanRequest) -> Plan:
+        run = request.run
+        question = run.options.get("question", "")
+        ready = any(s.kind == "guard" and s.verdict == Verdict.DONE for s in run.steps)
+        if question and ready and self.pending is None:
+            self.pending = (
+                [] if any(s.kind == "analysis" for s in run.steps) else self._subtasks(run, question)
+            )
+        if self.pending:
+            task = self.pending.pop(0)
+            done = [s.id for s in run.steps if s.verdict == Verdict.DONE]
+            return Plan(
+                tasks=[task.model_copy(update={"parent": done[-1]})], reason="the question's subtasks"
+            )
+        return super().handle(request)
+
+    def _subtasks(self, run: RunView, question: str) -> list[Task]:
+        prompt = PLAN.render(
+            question=question,
+            target=run.options.get("target", ""),
+            profile=profile_summary(run),
+            history=run.history() or "(none yet)",
+        )
+        try:
+            plan = self.router.ask(
+                "planner", prompt, lambda text: json_reply(text, Subtasks), step_id=len(run.steps)
+            )
+        except NoModel:
+            return []
+        return [
+            Task(template_id="question", kind="analysis", hypothesis=s.hypothesis, judged=False)
+            for s in plan.subtasks[: self.max_subtasks]
+        ]
 
 
 def _arms(run: RunView) -> tuple[list[StepSummary], list[StepSummary]]:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
+from dsassist.llm.parse import plain_text
+from dsassist.llm.prompts import REFLECT, clip
+from dsassist.llm.router import NoModel, Router
 from dsassist.messages import Attempt, Reflection, ReflectRequest, StepSummary, Verdict
 
 
@@ -11,6 +16,31 @@ class Reflector:
     def handle(self, request: ReflectRequest) -> Reflection:
         lesson = lesson_for(request.step, request.parent, request.attempts)
         return Reflection(lesson=lesson, note=note_for(request.step, request.attempts, lesson))
+
+
+class ModelReflector(Reflector):
+    """With a model: the lesson of an open-question step or a failure, in the model's words.
+
+    The lessons of judged template steps stay factual (verdict, score, gain): a model adds
+    cost there, not insight."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def handle(self, request: ReflectRequest) -> Reflection:
+        step = request.step
+        lesson = lesson_for(step, request.parent, request.attempts)
+        if step.kind == "analysis" or step.verdict == Verdict.FAILED:
+            last = request.attempts[-1]
+            prompt = REFLECT.render(
+                step=step.id,
+                hypothesis=step.hypothesis,
+                verdict=step.verdict.value,
+                outcome=f"{last.feedback}\n{clip(last.execution.stdout, 1500)}",
+            )
+            with contextlib.suppress(NoModel):
+                lesson = self.router.ask("reflector", prompt, plain_text, step_id=step.id)
+        return Reflection(lesson=lesson, note=note_for(step, request.attempts, lesson))
 
 
 def lesson_for(step: StepSummary, parent: StepSummary | None, attempts: list[Attempt]) -> str:

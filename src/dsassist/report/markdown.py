@@ -80,11 +80,47 @@ def write_report(loop: Loop, folder: Path, meta: dict[str, Any], answer: str) ->
         f"![score by step]({plot})" if plot else "",
         *[f"![{title}]({path})" for title, path in meta["plots"]],
         "",
+        "## Model calls and cost",
+        "",
+        cost_section(meta["spending"], meta["budget_usd"]),
+        "",
         f"Stopped: {loop.stop_reason}. Elapsed {meta['elapsed_s']:.1f}s. "
         "Per-step notes are in `steps/`, the winning path in `notebook.ipynb`.",
         "",
     ]
     (folder / "report.md").write_text("\n".join(parts))
+
+
+COST_COLUMNS = ("role", "model", "calls", "failed", "tokens in", "tokens out", "cost (USD)")
+
+
+def cost_rows(spending: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """One row per role and model, and a total: the report and `dsassist cost` show the same."""
+    rows = [
+        (
+            r["role"],
+            r["model"],
+            str(r["calls"]),
+            str(r["failed"]),
+            str(r["tokens_in"]),
+            str(r["tokens_out"]),
+            f"{r['cost_usd']:.6f}",
+        )
+        for r in spending
+    ]
+    total = [sum(r[key] for r in spending) for key in ("calls", "failed", "tokens_in", "tokens_out")]
+    cost = sum(r["cost_usd"] for r in spending)
+    return [*rows, ("total", "", *map(str, total), f"{cost:.6f}")]
+
+
+def cost_section(spending: list[dict[str, Any]], budget_usd: float | None) -> str:
+    if not spending:
+        return "Offline run: no language model was called."
+    lines = ["| " + " | ".join(COST_COLUMNS) + " |", "|" + "---|" * len(COST_COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in cost_rows(spending)]
+    if budget_usd is not None:
+        lines += ["", f"Budget: ${budget_usd:.2f}; every call's worst case was checked against it first."]
+    return "\n".join(lines)
 
 
 def _baseline(loop: Loop) -> StepSummary | None:

@@ -8,9 +8,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Engine, case, create_engine, event, func, insert, select, update
 
-from dsassist.messages import Attempt, ErrorInfo, Execution, Metrics, Output, StepSummary
+from dsassist.messages import Attempt, ErrorInfo, Execution, LLMCall, Metrics, Output, StepSummary
 from dsassist.store import schema
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -176,6 +176,30 @@ class ProvenanceStore:
             )
             loaded.append((step, _execution(last[row["id"]]), last[row["id"]]["code"]))
         return loaded
+
+    def record_call(self, run_id: str, call: LLMCall) -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(schema.llm_calls).values(run_id=run_id, **call.model_dump()))
+
+    def spending(self, run_id: str) -> list[dict[str, Any]]:
+        """Calls, tokens and cost per role and model, in route order of first use."""
+        t = schema.llm_calls
+        query = (
+            select(
+                t.c.role,
+                t.c.model,
+                func.count().label("calls"),
+                func.sum(t.c.tokens_in).label("tokens_in"),
+                func.sum(t.c.tokens_out).label("tokens_out"),
+                func.sum(t.c.cost_usd).label("cost_usd"),
+                func.sum(case((t.c.outcome == "ok", 0), else_=1)).label("failed"),
+            )
+            .where(t.c.run_id == run_id)
+            .group_by(t.c.role, t.c.model)
+            .order_by(func.min(t.c.id))
+        )
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(query)]
 
     def rows(self, table: str, run_id: str) -> list[dict[str, Any]]:
         """All rows of one table for one run, in insertion order."""

@@ -109,3 +109,25 @@ lessons = Table(
     Column("step_id", Integer, nullable=False),
     Column("text", Text, nullable=False),
 )
+
+llm_calls = Table(
+    "llm_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False, index=True),
+    Column("step_id", Integer),
+    Column("role", String(16), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("model_name", String(256), nullable=False),
+    Column("prompt_template", String(64), nullable=False),
+    Column("prompt_version", Integer, nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("tokens_in", Integer, nullable=False),
+    Column("tokens_out", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("latency_s", Float, nullable=False),
+    Column("retries", Integer, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("started_at", String(32), nullable=False),
+)

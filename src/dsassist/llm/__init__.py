@@ -1,0 +1,1 @@
+"""Language models behind the agents: settings, providers, routing within a budget, prompts, parsing."""
