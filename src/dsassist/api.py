@@ -29,10 +29,11 @@ from dsassist.config import RunConfig
 from dsassist.controller import Controller, Loop, Progress, latest_checkpoint
 from dsassist.data import check_target, infer_task, read_table
 from dsassist.errors import DSAssistError
+from dsassist.llm.prompts import clip
 from dsassist.llm.providers import Client, make_client
 from dsassist.llm.router import Router
 from dsassist.llm.settings import CONFIG_FILE, Settings, load_settings
-from dsassist.messages import Answer, AnswerRequest, RunView, Verdict
+from dsassist.messages import Answer, AnswerRequest, RunView, StepSummary, Verdict
 from dsassist.report import answer_for, write_notebook, write_report
 from dsassist.sandbox import Sandbox
 from dsassist.store import ProvenanceStore
@@ -49,8 +50,8 @@ class RunResult(BaseModel):
     run_dir: str
     status: str  # finished, interrupted
     stop_reason: str
-    task: str
-    target: str
+    task: str  # binary, multiclass, regression; analysis for a question without a target
+    target: str | None
     metric: str
     higher_is_better: bool
     best_score: float | None
@@ -67,7 +68,7 @@ class RunResult(BaseModel):
 
 def run(
     data: str | Path,
-    target: str,
+    target: str | None,
     out: str | Path,
     *,
     question: str = "",
@@ -108,9 +109,13 @@ def _default_config() -> Path | None:
 
 def _run(cfg: RunConfig, settings: Settings, on_step: Callable[[Progress], None] | None) -> RunResult:
     dataset = read_table(cfg.data)
-    task = infer_task(check_target(dataset.frame, cfg.target, cfg.data))
-    metric = cfg.metric or DEFAULT_METRIC[task]
-    _check_options(cfg, dataset.frame, task, metric)
+    if cfg.target is None:
+        _check_open_question(cfg, settings)
+        task, metric = "analysis", ""
+    else:
+        task = infer_task(check_target(dataset.frame, cfg.target, cfg.data))
+        metric = cfg.metric or DEFAULT_METRIC[task]
+        _check_options(cfg, dataset.frame, task, metric)
     templates = load_templates(cfg.templates_file)
     clients = _clients(settings)  # a missing key fails here, before anything is written
     out = cfg.out.resolve()
@@ -254,6 +259,16 @@ def _agents(cfg: RunConfig, templates: list[Template], router: Router | None) ->
     }
 
 
+def _check_open_question(cfg: RunConfig, settings: Settings) -> None:
+    if not cfg.question:
+        raise DSAssistError("give --target (the column to predict), --question, or both")
+    if settings.llm is None:
+        raise DSAssistError(
+            "a question without --target is answered by a language model: name one in dsassist.toml "
+            "(--config), or give --target for the offline loop"
+        )
+
+
 def _check_options(cfg: RunConfig, frame: pd.DataFrame, task: str, metric: str) -> None:
     if metric not in METRICS:
         raise DSAssistError(f"unknown metric {metric!r}: choose from {', '.join(METRICS)}")
@@ -295,7 +310,7 @@ def _finish(
     drivers = _record_of(loop, "final", "drivers").get("columns", [])
     answer = answer_for(loop, cfg.question, cfg.target, drivers)
     if cfg.question:
-        evidence = [s.line() for s in steps if s.kind in ("analysis", "final")]
+        evidence = [_evidence(loop, s) for s in steps if s.kind in ("analysis", "final")]
         reply = bus.request(
             "evaluator", AnswerRequest(question=cfg.question, evidence=evidence, summary=answer)
         )
@@ -309,7 +324,7 @@ def _finish(
         task=loop.view.task,
         target=cfg.target,
         metric=loop.view.metric,
-        higher_is_better=METRICS[loop.view.metric][1],
+        higher_is_better=METRICS.get(loop.view.metric, ("", True))[1],
         best_score=best.metrics.mean if best and best.metrics else None,
         best_std=best.metrics.std if best and best.metrics else None,
         baseline_score=baseline.metrics.mean if baseline and baseline.metrics else None,
@@ -336,10 +351,18 @@ def _finish(
         "budget_usd": _budget_usd(cfg),
     }
     write_report(loop, out, meta, answer)
-    write_notebook(loop, out / "notebook.ipynb", f"{cfg.data.name}: predicting {cfg.target}")
+    title = f"predicting {cfg.target}" if cfg.target else cfg.question
+    write_notebook(loop, out / "notebook.ipynb", f"{cfg.data.name}: {title}")
     (out / "result.json").write_text(result.model_dump_json(indent=2))
     store.finish_run(run_id, status, result.best_step, result.best_score, answer)
     return result
+
+
+def _evidence(loop: Loop, step: StepSummary) -> str:
+    """A step's line and the head and tail of what its cell printed."""
+    execution = loop.executions.get(step.id)
+    printed = clip(execution.stdout.strip(), 1200) if execution else ""
+    return f"{step.line()}\n{printed}" if printed else step.line()
 
 
 def _budget_usd(cfg: RunConfig) -> float | None:

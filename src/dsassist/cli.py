@@ -68,8 +68,10 @@ class LiveView:
 @app.command()
 def run(
     data: Annotated[Path, typer.Argument(help="CSV, TSV or Parquet table")],
-    target: Annotated[str, typer.Option("--target", "-t", help="column to predict")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder to create")],
+    target: Annotated[
+        str | None, typer.Option("--target", "-t", help="column to predict (optional with --question)")
+    ] = None,
     question: Annotated[str, typer.Option("--question", "-q")] = "",
     budget: Annotated[
         str | None, typer.Option(help="wall-time budget: 90s, 5m, 1h (default: the config's, else 5m)")
@@ -98,7 +100,7 @@ def run(
     output_kb: Annotated[int, typer.Option(help="output kept per stream and cell")] = 256,
 ) -> None:
     """Run plan -> code -> execute -> evaluate -> reflect cycles on DATA."""
-    view = LiveView(f"[bold]DSAssist[/bold] {data} → {out}  (target {target!r})")
+    view = LiveView(f"[bold]DSAssist[/bold] {data} → {out}  ({f'target {target!r}' if target else question})")
     try:
         result = api.run(
             data,
@@ -132,10 +134,12 @@ def run(
 
 def _summary(result: api.RunResult) -> None:
     table = Table(show_header=False, box=None)
-    table.add_row(
-        "best", f"{result.metric} {result.best_score} ± {result.best_std} (step {result.best_step})"
-    )
-    table.add_row("baseline", str(result.baseline_score))
+    if result.target is not None:
+        best = f"{result.metric} {result.best_score} ± {result.best_std} (step {result.best_step})"
+        table.add_row("best", best)
+        table.add_row("baseline", str(result.baseline_score))
+    else:
+        table.add_row("answer", result.answer)
     table.add_row("steps", f"{result.steps} ({result.failed_steps} failed, {result.fixed_steps} fixed)")
     table.add_row("stopped", result.stop_reason)
     table.add_row("report", str(Path(result.run_dir) / "report.md"))

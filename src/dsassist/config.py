@@ -31,7 +31,7 @@ def parse_duration(text: str | float) -> float:
 
 class RunConfig(BaseModel):
     data: Path
-    target: str
+    target: str | None  # None: answer the question from the data, with a model, without modelling
     question: str = ""
     out: Path
     budget_s: float = Field(300.0, gt=0)

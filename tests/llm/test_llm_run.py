@@ -192,3 +192,47 @@ def test_llm_run_folder_has_the_offline_layout(llm_run, tmp_path, example):
     for folder in ("steps", "plots", "checkpoints"):
         assert any((out / folder).iterdir()) and any((offline / folder).iterdir())
     assert "no language model was called" in (offline / "report.md").read_text()
+
+
+def test_open_question_without_target(tmp_path, example, monkeypatch):
+    monkeypatch.setenv("DSASSIST_TEST_KEY", KEY)
+    scripted: dict[str, deque[str]] = defaultdict(deque)
+    scripted["planner"].append(json.dumps({"subtasks": [{"hypothesis": "Mean fare of all passengers"}]}))
+    scripted["coder"].append("```python\nprint(round(df['fare'].mean(), 2))\n```")
+    scripted["evaluator"].extend(['{"answered": true, "finding": "mean fare 32.2"}', "@mean_fare[32.2]"])
+    with ScriptedLLM(responder=analyst(scripted)) as llm:
+        config = write_config(tmp_path, llm, usd=0.50)
+        out = tmp_path / "run"
+        args = ["run", example("titanic"), "--out", out, "--config", config, "-q", "What is the mean fare?"]
+        result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "result.json").read_text())["answer"] == "@mean_fare[32.2]"
+    steps = rows(out, "select template_id, kind, verdict from steps order by id")
+    assert steps == [("load", "setup", "done"), ("question", "analysis", "done")]
+    (stdout,) = rows(out, "select stdout from executions where step_id = 1")[0]
+    assert stdout.strip() == "32.2"  # the model's cell really ran in the kernel
+    assert "@mean_fare[32.2]" in (out / "report.md").read_text()
+
+
+def test_open_question_offline_is_refused_with_one_line(tmp_path, example, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no dsassist.toml here
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(example("titanic")), "--out", str(out), "-q", "Mean fare?"])
+    assert result.exit_code == 2
+    assert "answered by a language model" in result.output and not out.exists()
+
+
+def test_spent_budget_falls_back_offline_and_the_run_ends_with_its_report(tmp_path, example, monkeypatch):
+    monkeypatch.setenv("DSASSIST_TEST_KEY", KEY)
+    budget = 0.003  # room for a few cheap calls at most: the rest of the run is offline
+    with ScriptedLLM(responder=analyst(defaultdict(deque))) as llm:
+        config = write_config(tmp_path, llm, usd=budget)
+        out = tmp_path / "run"
+        result = run(example("titanic"), out, "--config", config, "--question", QUESTION, "--budget", "60s")
+    assert result.exit_code == 0, result.output
+    prices = {"cheap": (0.15, 0.60), "strong": (2.00, 8.00)}
+    calls = rows(out, "select model, tokens_in, tokens_out from llm_calls")
+    assert 0 < sum((i * prices[m][0] + o * prices[m][1]) / 1e6 for m, i, o in calls) <= budget
+    assert (out / "report.md").is_file() and (out / "model.pkl").is_file()
+    verdicts = [v for (v,) in rows(out, "select verdict from steps where kind = 'model'")]
+    assert "accepted" in verdicts  # the offline policy carried on

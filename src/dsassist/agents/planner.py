@@ -128,25 +128,27 @@ class ModelPlanner(Planner):
 
     def handle(self, request: PlanRequest) -> Plan:
         run = request.run
-        question = run.options.get("question", "")
-        ready = any(s.kind == "guard" and s.verdict == Verdict.DONE for s in run.steps)
+        question, open_question = run.options.get("question", ""), run.options.get("target") is None
+        # the subtasks start once the data is loaded (and, with a target, profiled and guarded)
+        ready_after = "setup" if open_question else "guard"
+        ready = any(s.kind == ready_after and s.verdict == Verdict.DONE for s in run.steps)
         if question and ready and self.pending is None:
-            self.pending = (
-                [] if any(s.kind == "analysis" for s in run.steps) else self._subtasks(run, question)
-            )
+            planned = any(s.kind == "analysis" for s in run.steps)
+            self.pending = [] if planned else self._subtasks(run, question)
         if self.pending:
             task = self.pending.pop(0)
             done = [s.id for s in run.steps if s.verdict == Verdict.DONE]
-            return Plan(
-                tasks=[task.model_copy(update={"parent": done[-1]})], reason="the question's subtasks"
-            )
+            reason = "the question's subtasks"
+            return Plan(tasks=[task.model_copy(update={"parent": done[-1]})], reason=reason)
+        if open_question and ready:
+            return Plan(done=True, reason="the question's subtasks are done")
         return super().handle(request)
 
     def _subtasks(self, run: RunView, question: str) -> list[Task]:
         prompt = PLAN.render(
             question=question,
-            target=run.options.get("target", ""),
-            profile=profile_summary(run),
+            target=run.options.get("target") or "(none: answer the question from the data)",
+            profile=profile_summary(run) if run.profile else "(not profiled: see the load step)",
             history=run.history() or "(none yet)",
         )
         try:

@@ -47,9 +47,10 @@ def code_cell(text: str, known: set[str]) -> str:
 def json_reply(text: str, schema: type[T]) -> T:
     """The JSON object in `text` (bare or in a ```json block), validated against `schema`."""
     blocks = [body for lang, body in _FENCE.findall(text) if lang.lower() in ("json", "")]
-    candidate = blocks[0] if blocks else text[text.find("{") : text.rfind("}") + 1]
-    if not candidate.strip():
+    start, end = text.find("{"), text.rfind("}")
+    if not blocks and start < 0:
         raise ParseError("the reply has no JSON object")
+    candidate = blocks[0] if blocks else text[start : end + 1] if end > start else text[start:]
     try:
         return schema.model_validate(json.loads(candidate))
     except json.JSONDecodeError as exc:

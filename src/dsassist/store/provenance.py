@@ -56,7 +56,7 @@ class ProvenanceStore:
                     created_at=now(),
                     status="running",
                     question=config.get("question", ""),
-                    target=config["target"],
+                    target=config["target"] or "",  # none: an open question
                     task=config["task"],
                     metric=config["metric"],
                     seed=config["seed"],

@@ -98,8 +98,15 @@ def _after(template_id: str):
 
 
 def _setup(run: RunView) -> list[Params]:
+    if run.options.get("target") is None:
+        return []
     keys = ("seed", "task", "metric", "target", "path")
     return [{k: run.options[k] for k in keys}]
+
+
+def _load(run: RunView) -> list[Params]:
+    """A run without a target (an open question) only loads the table for the subtasks."""
+    return [{"path": run.options["path"]}] if run.options.get("target") is None else []
 
 
 def _validation(run: RunView) -> list[Params]:
@@ -288,6 +295,17 @@ X, y = df.drop(columns=[TARGET]), df[TARGET]
 print(f"{len(df)} rows, {X.shape[1]} feature columns; target {TARGET!r} ({TASK}, scored by {METRIC})")
 """
 
+LOAD = """
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from dsassist.templates.tabular.toolkit import load_table
+
+df = load_table($path)
+print(f"{len(df)} rows, {df.shape[1]} columns")
+print(df.dtypes.to_string())
+"""
+
 PROFILE = """
 profile = profile_data(X, y, TASK)
 publish("profile", profile)
@@ -349,6 +367,7 @@ def _step(id: str, kind: str, hypothesis: str, code: str, applies) -> Template:
 
 TEMPLATES: list[Template] = [
     _step("setup", "setup", "Load the data once; the target is {target!r}", SETUP, _setup),
+    _step("load", "setup", "Load the table for the question's subtasks", LOAD, _load),
     _step(
         "profile",
         "profile",
