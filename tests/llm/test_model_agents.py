@@ -171,3 +171,27 @@ def test_reflector_asks_only_for_analysis_and_failed_steps(llm, router):
         )
         assert len(llm.requests) == expected
     assert reflection.lesson == "The ratio of a to b is 0.4." and reflection.lesson in reflection.note
+
+
+def test_a_prompt_only_template_is_coded_by_the_model_from_its_skeleton(llm, router):
+    from dsassist.messages import CodeRequest
+    from dsassist.templates import Template
+
+    template = Template(
+        id="ratio",
+        kind="feature",
+        hypothesis="the ratio of a to b",
+        code="",
+        applies=lambda run: [{}],
+        prompt="Compute $hypothesis without dividing by zero.",
+        judged=False,
+    )
+    llm.add("small", "```python\nprint(df['a'].sum() / max(df['b'].sum(), 1))\n```")
+    task = template.task({}, None)
+    cell = ModelCoder([template], router).handle(
+        CodeRequest(task=task, state=STATE, history="step 0 [done] load")
+    )
+    assert cell.rule == "model" and "max(df['b'].sum(), 1)" in cell.code
+    sent = llm.requests[0].last_user
+    assert "Compute the ratio of a to b without dividing by zero." in sent
+    assert "df: DataFrame (10, 2) columns [a, b]" in sent and "step 0 [done] load" in sent
