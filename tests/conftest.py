@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,11 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared evaluation data not found at {SHARED}")
     return SHARED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_store(tmp_path_factory) -> Path:
+    """Runs also write to a project store: the tests' own, not .dsassist/ in the checkout."""
+    path = tmp_path_factory.mktemp("project") / "provenance.db"
+    os.environ["DSASSIST_STORE"] = str(path)
+    return path

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,10 +38,14 @@ from dsassist.llm.settings import CONFIG_FILE, Settings, load_settings
 from dsassist.messages import Answer, AnswerRequest, RunView, StepSummary, Verdict
 from dsassist.report import answer_for, write_notebook, write_report
 from dsassist.sandbox import Sandbox
-from dsassist.store import ProvenanceStore
+from dsassist.store import MirroredStore, ProvenanceStore
+from dsassist.store.provenance import safe_location
+from dsassist.store.queries import Lineage
 from dsassist.templates import Template, load_templates
 from dsassist.templates.tabular.toolkit import DEFAULT_METRIC, METRICS
 
+STORE_ENV = "DSASSIST_STORE"
+DEFAULT_STORE = ".dsassist/provenance.db"
 # what the tabular cells import: pooled kernels import it while they wait
 TABULAR_MODULES = ("numpy", "pandas", "sklearn.ensemble", "lightgbm", "matplotlib.pyplot")
 
@@ -75,12 +81,14 @@ def run(
     budget: str | float | None = None,
     on_step: Callable[[Progress], None] | None = None,
     config: str | Path | None = None,
+    store: str | None = None,
     **options: Any,
 ) -> RunResult:
     """Run the closed loop on a table and write the run folder `out`.
 
     `config` is a dsassist.toml (default: ./dsassist.toml if present) naming the models to use;
     without one the run is offline. `budget` defaults to the file's `budget.wall`, else 5m.
+    `store` is the project store every run also writes to (see `project_store`).
     `options` are the other fields of `RunConfig` (max_steps, seed, metric, folds, ...).
     """
     config_file = Path(config).resolve() if config else _default_config()
@@ -99,7 +107,7 @@ def run(
     except ValidationError as exc:
         err = exc.errors()[0]
         raise DSAssistError(f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    return _run(cfg, settings, on_step)
+    return _run(cfg, settings, on_step, store)
 
 
 def _default_config() -> Path | None:
@@ -107,7 +115,17 @@ def _default_config() -> Path | None:
     return path.resolve() if path.is_file() else None
 
 
-def _run(cfg: RunConfig, settings: Settings, on_step: Callable[[Progress], None] | None) -> RunResult:
+def project_store(store: str | None = None, settings: Settings | None = None) -> str | None:
+    """Where the project's store is: `store` if given, else $DSASSIST_STORE, else the config's
+    `store.url`, else .dsassist/provenance.db in the working folder; "none" for no project store."""
+    location = store or os.environ.get(STORE_ENV) or (settings.store.url if settings else None)
+    location = location or str(Path(DEFAULT_STORE).resolve())
+    return None if location == "none" else location
+
+
+def _run(
+    cfg: RunConfig, settings: Settings, on_step: Callable[[Progress], None] | None, store: str | None
+) -> RunResult:
     dataset = read_table(cfg.data)
     if cfg.target is None:
         _check_open_question(cfg, settings)
@@ -120,10 +138,11 @@ def _run(cfg: RunConfig, settings: Settings, on_step: Callable[[Progress], None]
     clients = _clients(settings)  # a missing key fails here, before anything is written
     out = cfg.out.resolve()
     sandbox = _sandbox(cfg, out, dataset.path)
+    mirror = _open_project_store(project_store(store, settings))  # so does a dead server
     _prepare_folder(out, cfg.overwrite)
 
     run_id = uuid.uuid4().hex
-    store = ProvenanceStore(out / "provenance.db")
+    store = MirroredStore(ProvenanceStore(out / "provenance.db"), mirror)
     rows, cols = dataset.shape
     store.start_run(
         run_id,
@@ -141,13 +160,15 @@ def _run(cfg: RunConfig, settings: Settings, on_step: Callable[[Progress], None]
     return _drive(loop, cfg, templates, sandbox, store, run_id, dataset.sha256, on_step, router)
 
 
-def resume(run_dir: str | Path, on_step: Callable[[Progress], None] | None = None) -> RunResult:
+def resume(
+    run_dir: str | Path, on_step: Callable[[Progress], None] | None = None, store: str | None = None
+) -> RunResult:
     """Continue a run that was stopped at any point: completed steps are kept, not repeated."""
     out = Path(run_dir).resolve()
     if not (out / "provenance.db").is_file():
         raise DSAssistError(f"no run to resume in {run_dir}: provenance.db not found")
-    store = ProvenanceStore(out / "provenance.db")
-    run_row, dataset_row = store.only_run()
+    own = ProvenanceStore(out / "provenance.db")
+    run_row, dataset_row = own.only_run()
     if run_row["status"] != "running":
         raise DSAssistError(f"the run in {run_dir} is already {run_row['status']}: nothing to resume")
     # the dataset's recorded path is absolute: the resume may run from another folder
@@ -157,13 +178,37 @@ def resume(run_dir: str | Path, on_step: Callable[[Progress], None] | None = Non
         raise DSAssistError(f"{cfg.data} changed since the run started (sha256 differs): start a new run")
     templates = load_templates(cfg.templates_file)
     settings = load_settings(cfg.config_file)
-    router = _router(settings, _clients(settings), store, run_row["id"])
+    mirror = _open_project_store(project_store(store, settings))
+    if mirror is not None and not mirror.has_run(run_row["id"]):
+        where = safe_location(mirror.location)
+        warnings.warn(
+            f"the project store {where} has no record of this run: not mirrored there", stacklevel=2
+        )
+        mirror = None
+    recorder = MirroredStore(own, mirror)
+    router = _router(settings, _clients(settings), recorder, run_row["id"])
     loop = Loop(view=_view(cfg, run_row["task"], run_row["metric"], dataset.path))
-    for step, execution, code in store.load_steps(run_row["id"]):
+    for step, execution, code in own.load_steps(run_row["id"]):
         loop.add(step, execution, code)
     sandbox = _sandbox(cfg, out, dataset.path)
     spent = sum(s.duration_s for s in loop.view.steps)
-    return _drive(loop, cfg, templates, sandbox, store, run_row["id"], dataset.sha256, on_step, router, spent)
+    return _drive(
+        loop, cfg, templates, sandbox, recorder, run_row["id"], dataset.sha256, on_step, router, spent
+    )
+
+
+def open_lineage(store: str | None = None) -> Lineage:
+    """Lineage queries over the project store (see `project_store`), or any store given."""
+    location = project_store(store, load_settings(_default_config()))
+    if location is None:
+        raise DSAssistError("no store to query: give --store PATH_OR_URL")
+    if "://" not in location and not Path(location).is_file():
+        raise DSAssistError(f"no provenance store at {location}: give --store PATH_OR_URL")
+    return Lineage(ProvenanceStore(location))
+
+
+def _open_project_store(location: str | None) -> ProvenanceStore | None:
+    return ProvenanceStore(location) if location is not None else None
 
 
 def _clients(settings: Settings) -> dict[str, Client]:
@@ -173,7 +218,7 @@ def _clients(settings: Settings) -> dict[str, Client]:
 
 
 def _router(
-    settings: Settings, clients: dict[str, Client], store: ProvenanceStore, run_id: str
+    settings: Settings, clients: dict[str, Client], store: MirroredStore, run_id: str
 ) -> Router | None:
     """The model router, or None for an offline run; a resumed run keeps what it spent."""
     if settings.llm is None:
@@ -216,7 +261,7 @@ def _drive(
     cfg: RunConfig,
     templates: list[Template],
     sandbox: Sandbox,
-    store: ProvenanceStore,
+    store: MirroredStore,
     run_id: str,
     sha256: str,
     on_step: Callable[[Progress], None] | None,
@@ -296,7 +341,7 @@ def _finish(
     bus: Bus,
     out: Path,
     run_id: str,
-    store: ProvenanceStore,
+    store: MirroredStore,
     sha256: str,
     status: str,
     elapsed: float,

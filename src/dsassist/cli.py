@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -14,10 +16,15 @@ from dsassist import api
 from dsassist.controller import Progress
 from dsassist.errors import DSAssistError
 from dsassist.report.markdown import COST_COLUMNS, cost_rows
+from dsassist.store.queries import Lineage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
 
+STORE_HELP = (
+    "project store every run also writes to: a SQLite path or postgresql://... "
+    "(default: $DSASSIST_STORE, the config's store.url, else .dsassist/provenance.db; none: no store)"
+)
 VERDICT_STYLE = {"accepted": "green", "rejected": "yellow", "failed": "red", "done": "cyan"}
 
 
@@ -79,6 +86,7 @@ def run(
     config: Annotated[
         Path | None, typer.Option(help="dsassist.toml with models and routes (default: ./dsassist.toml)")
     ] = None,
+    store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None,
     max_steps: Annotated[int, typer.Option(help="most steps to run")] = 40,
     seed: Annotated[int, typer.Option()] = 0,
     metric: Annotated[
@@ -109,6 +117,7 @@ def run(
             question=question,
             budget=budget,
             config=config,
+            store=store,
             on_step=view,
             max_steps=max_steps,
             seed=seed,
@@ -149,11 +158,14 @@ def _summary(result: api.RunResult) -> None:
 
 
 @app.command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="the folder of a run that was stopped")]) -> None:
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="the folder of a run that was stopped")],
+    store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None,
+) -> None:
     """Continue a stopped run: no completed step is lost or repeated."""
     view = LiveView(f"[bold]DSAssist[/bold] resuming {run_dir}")
     try:
-        result = api.resume(run_dir, on_step=view)
+        result = api.resume(run_dir, on_step=view, store=store)
     except DSAssistError as exc:
         _fail(str(exc))
         return
@@ -190,6 +202,109 @@ def cost(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
     for row in cost_rows(spending):
         table.add_row(*row, style="bold" if row[0] == "total" else None)
     Console().print(table)
+
+
+query_app = typer.Typer(no_args_is_help=True, help="Ask the provenance store what worked.")
+app.add_typer(query_app, name="query")
+StoreOption = Annotated[str | None, typer.Option("--store", help=STORE_HELP)]
+JsonOption = Annotated[bool, typer.Option("--json", help="rows as JSON, for scripts")]
+
+
+def _show(rows: list[dict], as_json: bool, title: str = "") -> None:
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1, default=str))
+        return
+    if not rows:
+        console.print(f"{title}: nothing found" if title else "nothing found", highlight=False)
+        return
+    table = Table(title=title or None)
+    for name in rows[0]:
+        table.add_column(name, overflow="fold")  # narrow terminals wrap values instead of cutting them
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row.values()))
+    Console().print(table)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = "" if value is None else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _query(ask: Callable[[Lineage], list[dict]], as_json: bool, store: str | None, title: str = "") -> None:
+    try:
+        lineage = api.open_lineage(store)
+        try:
+            rows = ask(lineage)
+        finally:
+            lineage.store.close()
+    except DSAssistError as exc:
+        _fail(str(exc))
+        return
+    _show(rows, as_json, title)
+
+
+@query_app.command()
+def improved(
+    metric: Annotated[str, typer.Option(help="roc_auc, accuracy, rmse, ...")],
+    min_gain: Annotated[float, typer.Option(help="least gain over the parent step, in the metric's units")],
+    kind: Annotated[
+        str | None, typer.Option(help="feature (or feature_engineering), model, tuning, ...")
+    ] = None,
+    run: Annotated[str | None, typer.Option(help="one run (an id prefix)")] = None,
+    limit: Annotated[int, typer.Option()] = 100,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Kept steps that improved METRIC by at least MIN_GAIN, best first."""
+    _query(lambda q: q.improved(metric, min_gain, kind, run, limit), as_json, store)
+
+
+@query_app.command("sql")
+def sql_query(
+    query: Annotated[str, typer.Argument(help="any SQL; the connection cannot write")],
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read-only SQL over the store (runs, datasets, steps, executions, fixes, lessons, llm_calls)."""
+    _query(lambda q: q.sql(query), as_json, store)
+
+
+@app.command("lineage")
+def lineage_command(
+    step: Annotated[str, typer.Argument(help="RUN:STEP, RUN an id prefix")],
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The chain of steps and code that led to a step, with each step's gain."""
+    run, _, number = step.rpartition(":")
+    if not run or not number.isdigit():
+        _fail(f"{step!r} is not RUN:STEP (for example 3f9a:12)")
+    _query(lambda q: q.lineage(run, int(number)), as_json, store)
+
+
+@app.command()
+def history(
+    dataset: Annotated[str | None, typer.Option(help="a path, file name or sha256 prefix")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date, e.g. 2026-11-23")] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs, newest first: best scores and what won."""
+    _query(lambda q: q.history(dataset, since), as_json, store)
+
+
+@app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument()],
+    run_b: Annotated[str, typer.Argument()],
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Two runs side by side: each template's tries, kept steps and best gain."""
+    _query(lambda q: [q.summary(run_a), q.summary(run_b)], as_json, store, "runs")
+    _query(lambda q: q.compare(run_a, run_b), as_json, store, "templates (a = first run, b = second)")
 
 
 def main() -> None:

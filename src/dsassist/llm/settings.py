@@ -1,4 +1,5 @@
-"""`dsassist.toml`: which models exist, what they cost, which role may use which, the budget.
+"""`dsassist.toml`: which models exist, what they cost, which role may use which, the budget,
+and where the project's provenance store lives.
 
 Keys never live in the file: a provider names the environment variable that holds its key.
 """
@@ -86,9 +87,14 @@ class Budget(_Strict):
     wall: str | None = None  # a duration: 90s, 10m, 1h
 
 
+class StoreSettings(_Strict):
+    url: str | None = None  # the project's (or team's) store: a SQLite path or postgresql://...
+
+
 class Settings(_Strict):
     llm: LLMSettings | None = None  # None: the offline policy only
     budget: Budget = Field(default_factory=Budget)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
 
 def load_settings(path: Path | None = None) -> Settings:

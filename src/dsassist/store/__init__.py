@@ -1,5 +1,5 @@
-"""Provenance: every run, dataset, step, code version, execution, fix and lesson."""
+"""Provenance: what every run did, in SQLite or PostgreSQL, under Alembic migrations."""
 
-from dsassist.store.provenance import ProvenanceStore
+from dsassist.store.provenance import MirroredStore, ProvenanceStore
 
-__all__ = ["ProvenanceStore"]
+__all__ = ["MirroredStore", "ProvenanceStore"]

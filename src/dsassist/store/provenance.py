@@ -1,7 +1,10 @@
-"""The provenance store: one SQLite file per run folder, schema kept by Alembic migrations."""
+"""The provenance store: SQLite (a run folder's own, or the project's) or PostgreSQL (a team's),
+one schema kept by Alembic migrations."""
 
 from __future__ import annotations
 
+import re
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,7 +12,9 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, case, create_engine, event, func, insert, select, update
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
+from dsassist.errors import DSAssistError
 from dsassist.messages import Attempt, ErrorInfo, Execution, LLMCall, Metrics, Output, StepSummary
 from dsassist.store import schema
 
@@ -20,30 +25,58 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema version."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the database to a schema version, by default the newest."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; no fsync per step
+    cursor.execute("PRAGMA busy_timeout=30000")  # several runs may write one project store
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def engine_for(location: str | Path) -> Engine:
+    """An engine for a SQLite file path or a database URL (sqlite:///..., postgresql://...)."""
+    text = str(location)
+    if "://" not in text:
+        Path(text).parent.mkdir(parents=True, exist_ok=True)
+        text = f"sqlite:///{text}"
+    elif text.startswith(("postgresql://", "postgres://")):
+        text = "postgresql+psycopg://" + text.split("://", 1)[1]  # psycopg 3, not psycopg2
+    try:
+        engine = create_engine(text)
+    except ModuleNotFoundError as exc:
+        missing = (
+            f"store {safe_location(text)}: its driver {exc.name} is missing (pip install 'psycopg[binary]')"
+        )
+        raise DSAssistError(missing) from None
+    except ArgumentError as exc:
+        raise DSAssistError(f"store {safe_location(text)}: not a database URL ({exc})") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 class ProvenanceStore:
     """Writes what the loop does, as it does it; reads it back for reports and queries."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.engine = create_engine(f"sqlite:///{self.path}")
-        event.listen(self.engine, "connect", _sqlite_pragmas)
-        migrate(self.engine)
+    def __init__(self, location: str | Path) -> None:
+        self.location = str(location)
+        self.engine = engine_for(location)
+        try:
+            migrate(self.engine)
+        except OperationalError as exc:
+            self.engine.dispose()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise DSAssistError(f"store {safe_location(self.location)} cannot be opened: {reason}") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -140,6 +173,10 @@ class ProvenanceStore:
                 )
             )
 
+    def has_run(self, run_id: str) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(select(schema.runs.c.id).where(schema.runs.c.id == run_id)).first() is not None
+
     def only_run(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The run and dataset rows of a run folder's own database (it holds one run)."""
         with self.engine.connect() as c:
@@ -223,3 +260,55 @@ def _execution(row: dict[str, Any]) -> Execution:
         outputs=[Output.model_validate(o) for o in row["outputs"]],
         duration_s=row["duration_s"],
     )
+
+
+def safe_location(location: str) -> str:
+    """A URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", location)
+
+
+class MirroredStore:
+    """A run's store: the run folder's own, mirrored into the project's (or a team's).
+
+    Reads come from the run folder's copy. A mirror that fails mid-run (a dead server) is
+    dropped with a warning: the run goes on, complete in its run folder.
+    """
+
+    def __init__(self, primary: ProvenanceStore, mirror: ProvenanceStore | None) -> None:
+        self.primary, self.mirror = primary, mirror
+
+    def start_run(self, run_id: str, config: dict[str, Any], dataset: dict[str, Any]) -> None:
+        self._write("start_run", run_id, config, dataset)
+
+    def record_step(self, run_id: str, step: StepSummary, attempts: list[Attempt], started_at: str) -> None:
+        self._write("record_step", run_id, step, attempts, started_at)
+
+    def record_call(self, run_id: str, call: LLMCall) -> None:
+        self._write("record_call", run_id, call)
+
+    def finish_run(
+        self, run_id: str, status: str, best_step: int | None, best_score: float | None, answer: str
+    ) -> None:
+        self._write("finish_run", run_id, status, best_step, best_score, answer)
+
+    def spending(self, run_id: str) -> list[dict[str, Any]]:
+        return self.primary.spending(run_id)
+
+    def close(self) -> None:
+        self.primary.close()
+        if self.mirror is not None:
+            self.mirror.close()
+
+    def _write(self, method: str, *args: Any) -> None:
+        getattr(self.primary, method)(*args)
+        if self.mirror is None:
+            return
+        try:
+            getattr(self.mirror, method)(*args)
+        except SQLAlchemyError as exc:
+            warnings.warn(
+                f"project store {safe_location(self.mirror.location)} failed ({type(exc).__name__}); "
+                "the rest of this run is recorded in its run folder only",
+                stacklevel=2,
+            )
+            self.mirror = None

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     MetaData,
     String,
@@ -131,3 +132,9 @@ llm_calls = Table(
     Column("outcome", Text, nullable=False),
     Column("started_at", String(32), nullable=False),
 )
+
+# the lineage queries' access paths (migration 0003)
+Index("ix_steps_metric_gain", steps.c.metric, steps.c.gain)
+Index("ix_executions_step", executions.c.run_id, executions.c.step_id)
+Index("ix_lessons_step", lessons.c.run_id, lessons.c.step_id)
+Index("ix_runs_created_at", runs.c.created_at)
