@@ -177,7 +177,8 @@ def resume(
     if dataset.sha256 != dataset_row["sha256"]:
         raise DSAssistError(f"{cfg.data} changed since the run started (sha256 differs): start a new run")
     templates = load_templates(cfg.templates_file)
-    settings = load_settings(cfg.config_file)
+    # the run's own settings: a dsassist.toml in the folder it resumes from does not apply
+    settings = load_settings(cfg.config_file) if cfg.config_file else Settings()
     mirror = _open_project_store(project_store(store, settings))
     if mirror is not None and not mirror.has_run(run_row["id"]):
         where = safe_location(mirror.location)

@@ -26,6 +26,9 @@ class Reply:
     delay_s: float = 0.0
     refusal: bool = False
     retry_after_s: float | None = None
+    usage: bool = True  # False: no usage in the reply, as some servers do
+    tokens_out: int | None = None  # report this many output tokens, whatever max_tokens says
+    raw: str | None = None  # send this body as it is (not the API's JSON)
 
 
 @dataclass
@@ -81,8 +84,11 @@ class ScriptedLLM:
                 self._send(reply, api, request)
 
             def _send(self, reply: Reply, api: str, request: Request) -> None:
-                payload = _body(reply, api, request)
-                data = json.dumps(payload).encode()
+                data = (
+                    reply.raw.encode()
+                    if reply.raw is not None
+                    else json.dumps(_body(reply, api, request)).encode()
+                )
                 try:
                     self.send_response(reply.status)
                     self.send_header("content-type", "application/json")
@@ -131,7 +137,7 @@ def _body(reply: Reply, api: str, request: Request) -> dict[str, Any]:
         error = {"message": reply.text or f"status {reply.status}", "type": kind}
         return {"type": "error", "error": error} if api == "anthropic" else {"error": error}
     tokens_in = tokens(request.system + "".join(m["content"] for m in request.messages))
-    tokens_out = tokens(reply.text)
+    tokens_out = reply.tokens_out if reply.tokens_out is not None else tokens(reply.text)
     if api == "anthropic":
         return {
             "id": "msg_01scripted",
@@ -141,7 +147,7 @@ def _body(reply: Reply, api: str, request: Request) -> dict[str, Any]:
             "content": [{"type": "text", "text": reply.text}],
             "stop_reason": "refusal" if reply.refusal else "end_turn",
             "stop_sequence": None,
-            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out} if reply.usage else None,
         }
     message = {"role": "assistant", "content": None if reply.refusal else reply.text}
     message["refusal"] = reply.text if reply.refusal else None
@@ -155,5 +161,7 @@ def _body(reply: Reply, api: str, request: Request) -> dict[str, Any]:
             "prompt_tokens": tokens_in,
             "completion_tokens": tokens_out,
             "total_tokens": tokens_in + tokens_out,
-        },
+        }
+        if reply.usage
+        else None,
     }

@@ -195,3 +195,30 @@ def test_a_prompt_only_template_is_coded_by_the_model_from_its_skeleton(llm, rou
     sent = llm.requests[0].last_user
     assert "Compute the ratio of a to b without dividing by zero." in sent
     assert "df: DataFrame (10, 2) columns [a, b]" in sent and "step 0 [done] load" in sent
+
+
+def test_code_that_differs_only_inside_a_string_is_not_a_loop(llm, router):
+    failing = "print(df['a#1'].sum() / 0)\n"
+    llm.add("small", "```python\nprint(df['a#2'].sum())\n```")
+    request = fix_request(attempt=1).model_copy(update={"code": failing, "tried": [failing]})
+    assert ModelCoder(load_templates(), router).handle(request).rule == "model-fix"
+
+
+def test_a_resumed_run_finishes_the_planned_subtasks_without_asking_again(llm, router):
+    plan = ["Survival by sex", "Survival by class", "Survival by age"]
+    run = view(question="Who survived?", target="survived", seed=0, task="binary", metric="roc_auc", path="x")
+    run.steps.append(
+        StepSummary(
+            id=3,
+            parent=2,
+            template_id="question",
+            kind="analysis",
+            hypothesis=plan[0],
+            params={"plan": plan},
+            verdict=Verdict.DONE,
+        )
+    )
+    planner = ModelPlanner(load_templates(), router)  # a new planner, as after a resume
+    assert planner.handle(PlanRequest(run=run)).tasks[0].hypothesis == plan[1]
+    assert planner.handle(PlanRequest(run=run)).tasks[0].hypothesis == plan[2]
+    assert llm.requests == []

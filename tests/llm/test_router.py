@@ -112,11 +112,13 @@ def test_transient_faults_are_retried_with_backoff_then_the_next_model(llm):
     assert sum(c.cost_usd for c in calls) == pytest.approx(calls[-1].cost_usd)  # failures are free
 
 
-def test_timeout_is_retried_and_recorded(llm):
+def test_timeout_is_retried_recorded_and_charged_its_worst_case(llm):
     llm.add("claude-x", Reply(CODE, delay_s=2.0), CODE)
     r, calls = router(llm, retries=1)
     assert r.ask("fixer", PROMPT, parse) == "print(df.shape)\n"
     assert [c.outcome for c in calls] == ["timeout", "ok"]
+    assert calls[0].tokens_out == 2048 and calls[0].cost_usd > calls[1].cost_usd  # may have been billed
+    assert r.spent_usd == pytest.approx(calls[0].cost_usd + calls[1].cost_usd)
     assert llm.requests[-1].api == "anthropic" and KEY in " ".join(llm.requests[-1].headers.values())
 
 
@@ -213,3 +215,66 @@ def test_parse_error_messages():
         code_cell("```python\nfor\n```", set())
     ok = "```python\nimport numpy as np\nz = [v for v in range(3)]\nprint(np.mean(z), df)\n```"
     assert code_cell(ok, {"df"}).startswith("import numpy")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(raw="<html>502 Bad Gateway</html>"),
+        Reply(raw="{not json"),
+        Reply(raw='{"id": "x", "choices": [{"index": 0, "message": null, "finish_reason": "stop"}]}'),
+    ],
+)
+def test_a_reply_that_is_not_the_apis_json_moves_on(llm, reply):
+    llm.add("qwen-7b", reply)
+    r, calls = router(llm)
+    assert r.ask("coder", PROMPT, parse) == "print(df.shape)\n"
+    assert calls[0].outcome.startswith("malformed reply") and calls[1].model == "strong"
+
+
+def test_a_reply_without_usage_is_charged_its_worst_case(llm):
+    llm.add("qwen-7b", Reply(CODE, usage=False))
+    r, calls = router(llm)
+    r.ask("coder", PROMPT, parse)
+    assert calls[0].tokens_out == 2048 and calls[0].tokens_in >= len(PROMPT.user)
+    assert r.spent_usd == pytest.approx(calls[0].cost_usd) and calls[0].cost_usd > 0
+
+
+def test_a_model_that_ignores_max_tokens_is_not_used_again(llm):
+    llm.add("qwen-7b", Reply(CODE, tokens_out=50_000))
+    r, calls = router(llm)
+    with pytest.warns(UserWarning, match="cheap wrote more than max_output_tokens"):
+        r.ask("coder", PROMPT, parse)
+    r.ask("coder", PROMPT, parse)
+    assert [q.model for q in llm.requests] == ["qwen-7b", "gpt-4.1"]
+    assert calls[0].tokens_out == 50_000  # recorded as reported
+
+
+def test_plain_text_refusal_is_not_taken_as_an_answer(llm):
+    llm.add("qwen-7b", "I'm sorry, but I can't help with that request.")
+    llm.add("gpt-4.1", "The mean fare is 32.2.")
+    r, calls = router(llm)
+    assert r.ask("coder", PROMPT, lambda text: text) == "The mean fare is 32.2."
+    assert [c.outcome for c in calls] == ["refused", "ok"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "-1"}, None),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),  # in the past
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_headers(headers, seconds):
+    from dsassist.llm.providers import retry_after
+
+    assert retry_after(headers) == seconds
+
+
+def test_ipython_names_are_known():
+    assert code_cell("```python\ndisplay(df.head())\n```", {"df"}) == "display(df.head())\n"

@@ -30,8 +30,9 @@ wall = "2m"
 """
 
 
-def write(tmp_path, text):
-    path = tmp_path / "dsassist.toml"
+def write(folder, text):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "dsassist.toml"
     path.write_text(text)
     return path
 
@@ -64,13 +65,24 @@ def test_no_file_means_offline(tmp_path, monkeypatch):
             "llm.providers.local.api_key: keys",
         ),
         (("[llm.routes]", "[llm.routes"), "invalid TOML"),
+        (('wall = "2m"', 'wall = "soon"'), "budget.wall: invalid duration 'soon'"),
+        (
+            ('api_key_env = "DSASSIST_TEST_MISSING_KEY"', 'api_key_env = "sk-proj-SECRET-1"'),
+            "api_key_env: String",
+        ),
     ],
 )
 def test_bad_file_names_the_key(tmp_path, edit, message):
     with pytest.raises(DSAssistError, match=r"dsassist\.toml: ") as err:
         load_settings(write(tmp_path, GOOD.replace(*edit)))
     assert message in str(err.value)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and "SECRET" not in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["llm = 1", "[llm]\nproviders = [1]", "budget = 3"])
+def test_wrong_shapes_are_one_line_errors(tmp_path, text):
+    with pytest.raises(DSAssistError, match=r"dsassist\.toml: "):
+        load_settings(write(tmp_path, text))
 
 
 def test_cli_bad_config_and_missing_key_exit_2_and_write_nothing(tmp_path, example, monkeypatch):
@@ -81,7 +93,10 @@ def test_cli_bad_config_and_missing_key_exit_2_and_write_nothing(tmp_path, examp
             write(tmp_path, GOOD.replace('provider = "local"', 'provider = "x"')),
             "unknown provider 'x'",
         ),
-        "nokey": (write(tmp_path / "..", GOOD), "environment variable DSASSIST_TEST_MISSING_KEY is not set"),
+        "nokey": (
+            write(tmp_path / "nokey", GOOD),
+            "environment variable DSASSIST_TEST_MISSING_KEY is not set",
+        ),
         "absent": (tmp_path / "nope.toml", "config file"),
     }
     for name, (config, message) in cases.items():

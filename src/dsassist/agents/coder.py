@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import re
@@ -116,9 +117,11 @@ def _cell_parser(state: KernelState) -> Callable[[str], str]:
 
 
 def _normal(code: str) -> str:
-    """Code without blank lines, comments or trailing spaces: a reworded loop is still a loop."""
-    lines = (line.split("#", 1)[0].rstrip() for line in code.splitlines())
-    return "\n".join(line for line in lines if line.strip())
+    """The code's syntax tree: comments, blank lines and spacing do not make a new fix."""
+    try:
+        return ast.dump(ast.parse(code))
+    except SyntaxError:
+        return code.strip()
 
 
 Rule = Callable[[str, str, str, KernelState], str | None]

@@ -133,8 +133,8 @@ class ModelPlanner(Planner):
         ready_after = "setup" if open_question else "guard"
         ready = any(s.kind == ready_after and s.verdict == Verdict.DONE for s in run.steps)
         if question and ready and self.pending is None:
-            planned = any(s.kind == "analysis" for s in run.steps)
-            self.pending = [] if planned else self._subtasks(run, question)
+            analysed = [s for s in run.steps if s.kind == "analysis"]
+            self.pending = _unfinished(analysed) if analysed else self._subtasks(run, question)
         if self.pending:
             task = self.pending.pop(0)
             done = [s.id for s in run.steps if s.verdict == Verdict.DONE]
@@ -157,10 +157,21 @@ class ModelPlanner(Planner):
             )
         except NoModel:
             return []
-        return [
-            Task(template_id="question", kind="analysis", hypothesis=s.hypothesis, judged=False)
-            for s in plan.subtasks[: self.max_subtasks]
-        ]
+        hypotheses = [s.hypothesis for s in plan.subtasks[: self.max_subtasks]]
+        return [_subtask(h, hypotheses) for h in hypotheses]
+
+
+def _subtask(hypothesis: str, plan: list[str]) -> Task:
+    """An open-question subtask; it carries the whole plan, so that a resumed run can finish it."""
+    return Task(
+        template_id="question", kind="analysis", hypothesis=hypothesis, params={"plan": plan}, judged=False
+    )
+
+
+def _unfinished(analysed: list[StepSummary]) -> list[Task]:
+    plan = analysed[-1].params.get("plan", [])
+    done = {s.hypothesis for s in analysed}
+    return [_subtask(h, plan) for h in plan if h not in done]
 
 
 def _arms(run: RunView) -> tuple[list[StepSummary], list[StepSummary]]:

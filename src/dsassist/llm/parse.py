@@ -73,9 +73,12 @@ def plain_text(text: str, limit: int = 4000) -> str:
     return text
 
 
+IPYTHON_NAMES = frozenset({"display", "get_ipython", "In", "Out"})  # a kernel defines these
+
+
 def undefined_names(tree: ast.AST) -> set[str]:
     """Names the code reads without defining them itself (by assignment, import, def or loop)."""
-    defined = set(dir(builtins))
+    defined = set(dir(builtins)) | IPYTHON_NAMES
     read: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):

@@ -6,7 +6,11 @@ and a model that keeps failing hands over to the next one in the route.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 import anthropic
@@ -21,8 +25,8 @@ RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 @dataclass(frozen=True)
 class Completion:
     text: str
-    tokens_in: int
-    tokens_out: int
+    tokens_in: int | None  # None: the server did not say
+    tokens_out: int | None
     refused: bool = False
 
 
@@ -54,56 +58,61 @@ class OpenAIClient:
     """Any OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, llama.cpp server, OpenRouter, ..."""
 
     def __init__(self, provider: Provider) -> None:
+        self.provider = provider
         self.sdk = openai.OpenAI(
             base_url=provider.base_url, api_key=provider.key(), timeout=provider.timeout_s, max_retries=0
         )
 
-    def complete(
-        self, model: str, system: str, messages: list[dict[str, str]], max_tokens: int
-    ) -> Completion:
+    def complete(self, model: str, system: str, messages: Messages, max_tokens: int) -> Completion:
+        options: dict[str, object] = {self.provider.max_tokens_param: max_tokens}
+        temperature = 0.0 if self.provider.temperature is None else self.provider.temperature
+        if temperature >= 0:  # a negative temperature: send none (models that take only their own)
+            options["temperature"] = temperature
         with _faults(openai):
             reply = self.sdk.chat.completions.create(
                 model=model,
                 messages=[{"role": "system", "content": system}, *messages],  # type: ignore[list-item]
-                max_tokens=max_tokens,
-                temperature=0,
+                **options,  # type: ignore[arg-type]
             )
-        if not reply.choices:
-            raise CallError("empty reply")
-        message = reply.choices[0].message
-        refusal = getattr(message, "refusal", None)
-        usage = reply.usage
-        return Completion(
-            text=message.content or refusal or "",
-            tokens_in=usage.prompt_tokens if usage else 0,
-            tokens_out=usage.completion_tokens if usage else 0,
-            refused=bool(refusal) or reply.choices[0].finish_reason == "content_filter",
-        )
+            if not reply.choices:
+                raise CallError("empty reply")
+            choice = reply.choices[0]
+            refusal = getattr(choice.message, "refusal", None)
+            usage = reply.usage
+            return Completion(
+                text=choice.message.content or refusal or "",
+                tokens_in=usage.prompt_tokens if usage else None,
+                tokens_out=usage.completion_tokens if usage else None,
+                refused=bool(refusal) or choice.finish_reason == "content_filter",
+            )
 
 
 class AnthropicClient:
     def __init__(self, provider: Provider) -> None:
+        self.provider = provider
         self.sdk = anthropic.Anthropic(
             base_url=provider.base_url, api_key=provider.key(), timeout=provider.timeout_s, max_retries=0
         )
 
-    def complete(
-        self, model: str, system: str, messages: list[dict[str, str]], max_tokens: int
-    ) -> Completion:
+    def complete(self, model: str, system: str, messages: Messages, max_tokens: int) -> Completion:
+        options: dict[str, object] = {}
+        if self.provider.temperature is not None:
+            options["temperature"] = self.provider.temperature
         with _faults(anthropic):
             reply = self.sdk.messages.create(
                 model=model,
                 system=system,
                 messages=messages,  # type: ignore[arg-type]
                 max_tokens=max_tokens,
+                **options,  # type: ignore[arg-type]
             )
-        text = "".join(block.text for block in reply.content if block.type == "text")
-        return Completion(
-            text=text,
-            tokens_in=reply.usage.input_tokens,
-            tokens_out=reply.usage.output_tokens,
-            refused=reply.stop_reason == "refusal",
-        )
+            usage = reply.usage
+            return Completion(
+                text="".join(block.text for block in reply.content or [] if block.type == "text"),
+                tokens_in=usage.input_tokens if usage else None,
+                tokens_out=usage.output_tokens if usage else None,
+                refused=reply.stop_reason == "refusal",
+            )
 
 
 def make_client(provider: Provider) -> Client:
@@ -111,7 +120,7 @@ def make_client(provider: Provider) -> Client:
 
 
 class _faults:
-    """Translate one SDK's exceptions (both SDKs share the same hierarchy) into ours."""
+    """Translate what one SDK raises, and any reply it cannot read, into our two faults."""
 
     def __init__(self, sdk: object) -> None:
         self.sdk = sdk
@@ -121,7 +130,7 @@ class _faults:
 
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> bool:
         sdk = self.sdk
-        if exc is None:
+        if exc is None or isinstance(exc, TransientError | CallError):
             return False
         if isinstance(exc, sdk.APITimeoutError):  # type: ignore[attr-defined]
             raise TransientError("timeout") from None
@@ -130,14 +139,21 @@ class _faults:
         if isinstance(exc, sdk.APIStatusError):  # type: ignore[attr-defined]
             status = exc.status_code
             if status in RETRYABLE_STATUS:
-                raise TransientError(f"http {status}", _retry_after(exc.response.headers)) from None
+                raise TransientError(f"http {status}", retry_after(exc.response.headers)) from None
             raise CallError(f"http {status}") from None
+        if isinstance(exc, Exception):  # a body that is not the API's JSON, a field that is null
+            raise CallError(f"malformed reply ({type(exc).__name__})") from None
         return False
 
 
-def _retry_after(headers: object) -> float | None:
-    value = getattr(headers, "get", lambda _: None)("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+def retry_after(headers: object) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    get = getattr(headers, "get", lambda _: None)
+    millis, value = get("retry-after-ms"), get("retry-after")
+    seconds: float | None = None
+    with contextlib.suppress(ValueError, TypeError):
+        seconds = float(millis) / 1000 if millis is not None else float(value) if value is not None else None
+    if seconds is None and value:
+        with contextlib.suppress(ValueError, TypeError, IndexError):
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None

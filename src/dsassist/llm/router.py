@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dsassist.llm.parse import ParseError
 from dsassist.llm.prompts import Prompt
@@ -49,6 +50,8 @@ class Router:
         self._record = record or (lambda _: None)
         self.clients = clients or {name: make_client(p) for name, p in settings.providers.items()}
         self.redact = tuple(secret for secret in redact if secret)
+        self.overspending: set[str] = set()  # models that ignored max_tokens
+        self._warned: set[str] = set()
 
     def ask(
         self,
@@ -77,29 +80,30 @@ class Router:
                     reasons.append(f"{name}: no reply")
                     break
                 completion, call = reply
-                if completion.refused:
+                if completion.refused or _refusal(completion.text):  # re-asking rarely helps
                     self._record(call.model_copy(update={"outcome": "refused"}))
                     reasons.append(f"{name}: refused")
                     break
                 try:
                     value = parse(completion.text)
-                except ParseError as exc:
-                    if _REFUSAL.match(completion.text):  # re-asking a refusal rarely helps
-                        self._record(call.model_copy(update={"outcome": "refused"}))
-                        reasons.append(f"{name}: refused")
-                        break
-                    self._record(call.model_copy(update={"outcome": f"unusable: {exc}"}))
+                except (ValueError, RecursionError) as exc:  # ParseError, or JSON nested too deep
+                    why = str(exc) if isinstance(exc, ParseError) else f"unreadable ({type(exc).__name__})"
+                    self._record(call.model_copy(update={"outcome": f"unusable: {why}"}))
                     messages = [
                         *messages,
                         {"role": "assistant", "content": completion.text},
-                        {"role": "user", "content": f"That reply cannot be used: {exc}. Reply again."},
+                        {"role": "user", "content": f"That reply cannot be used: {why}. Reply again."},
                     ]
                     continue
                 self._record(call)
                 return value
             else:
                 reasons.append(f"{name}: no usable reply after {self.settings.max_reasks} re-asks")
-        raise NoModel("; ".join(reasons) or f"no model is routed to the {role}")
+        reason = "; ".join(reasons) or f"no model is routed to the {role}"
+        if role not in self._warned:
+            self._warned.add(role)
+            warnings.warn(f"{role}: {reason}; the offline policy takes over", stacklevel=2)
+        raise NoModel(reason)
 
     # ---- choosing a model -------------------------------------------------------------
 
@@ -111,18 +115,14 @@ class Router:
         start = len(route) - 1 if level < 0 else min(level, len(route) - 1)
         if self.budget_usd is not None and self.spent_usd >= (1 - LOW_BUDGET) * self.budget_usd:
             start = 0
-        return route[start:] + route[:start][::-1]
+        order = route[start:] + route[:start][::-1]
+        return [name for name in order if name not in self.overspending]
 
     def left(self) -> float:
         return float("inf") if self.budget_usd is None else self.budget_usd - self.spent_usd
 
     def _fits(self, model: Model, system: str, messages: list[dict[str, str]]) -> bool:
-        size = len(system.encode()) + sum(len(m["content"].encode()) for m in messages)
-        return self._worst_case(model, size + MESSAGE_OVERHEAD_TOKENS * (len(messages) + 1)) <= self.left()
-
-    @staticmethod
-    def _worst_case(model: Model, tokens_in: int) -> float:
-        return model.cost(tokens_in, model.max_output_tokens)
+        return model.cost(_tokens_bound(system, messages), model.max_output_tokens) <= self.left()
 
     # ---- one call, with retries -----------------------------------------------------
 
@@ -150,33 +150,52 @@ class Router:
             try:
                 completion = client.complete(model.name, prompt.system, messages, model.max_output_tokens)
             except TransientError as exc:
-                self._record(
-                    call.model_copy(update={"outcome": exc.outcome, "latency_s": time.monotonic() - t0})
-                )
+                # a timed-out request may still be billed: charge its worst case
+                worst = (_tokens_bound(prompt.system, messages), model.max_output_tokens)
+                charged = worst if exc.outcome == "timeout" else (0, 0)
+                self._record(self._charge(model, call, *charged, outcome=exc.outcome, latency_s=_since(t0)))
                 if retry < self.settings.retries:
                     time.sleep(_backoff(self.settings.backoff_s, retry, exc.retry_after_s))
                 continue
             except CallError as exc:
-                self._record(
-                    call.model_copy(update={"outcome": exc.outcome, "latency_s": time.monotonic() - t0})
-                )
+                self._record(call.model_copy(update={"outcome": exc.outcome, "latency_s": _since(t0)}))
                 return None
-            cost = model.cost(completion.tokens_in, completion.tokens_out)
-            self.spent_usd += cost
-            done = {
-                "response": self._clean(completion.text),
-                "tokens_in": completion.tokens_in,
-                "tokens_out": completion.tokens_out,
-                "cost_usd": cost,
-                "latency_s": _since(t0),
-            }
-            return completion, call.model_copy(update=done)
+            # a server that does not report usage is charged the worst case
+            tokens_in = completion.tokens_in
+            if tokens_in is None:
+                tokens_in = _tokens_bound(prompt.system, messages)
+            tokens_out = completion.tokens_out
+            if tokens_out is None:
+                tokens_out = model.max_output_tokens
+            if tokens_out > model.max_output_tokens:  # it ignores max_tokens: the bound no longer holds
+                self.overspending.add(name)
+                warnings.warn(f"model {name} wrote more than max_output_tokens: not used again", stacklevel=2)
+            done = self._charge(model, call, tokens_in, tokens_out, response=self._clean(completion.text))
+            return completion, done.model_copy(update={"latency_s": _since(t0)})
         return None
+
+    def _charge(self, model: Model, call: LLMCall, tokens_in: int, tokens_out: int, **fields: Any) -> LLMCall:
+        cost = model.cost(tokens_in, tokens_out)
+        self.spent_usd += cost
+        return call.model_copy(
+            update={"tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost, **fields}
+        )
 
     def _clean(self, text: str) -> str:
         for secret in self.redact:
             text = text.replace(secret, "[redacted]")
         return text
+
+
+def _tokens_bound(system: str, messages: list[dict[str, str]]) -> int:
+    """No token is shorter than a byte: the prompt's bytes bound its tokens from above."""
+    size = len(system.encode()) + sum(len(m["content"].encode()) for m in messages)
+    return size + MESSAGE_OVERHEAD_TOKENS * (len(messages) + 1)
+
+
+def _refusal(text: str) -> bool:
+    """A short reply that declines, with no code or JSON in it."""
+    return len(text) < 600 and "```" not in text and "{" not in text and bool(_REFUSAL.match(text))
 
 
 def _transcript(system: str, messages: list[dict[str, str]]) -> str:

@@ -11,8 +11,9 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dsassist.config import parse_duration
 from dsassist.errors import DSAssistError
 
 CONFIG_FILE = "dsassist.toml"
@@ -26,8 +27,12 @@ class _Strict(BaseModel):
 class Provider(_Strict):
     kind: Literal["openai", "anthropic"]
     base_url: str | None = None
-    api_key_env: str | None = None  # the variable that holds the key; None for a keyless local server
+    # the variable that holds the key (never the key itself); None for a keyless local server
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     timeout_s: float = Field(60.0, gt=0)
+    # OpenAI's reasoning models want max_completion_tokens; compatible servers take max_tokens
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    temperature: float | None = None  # openai: 0 unless set (negative: send none); anthropic: its default
 
     def key(self) -> str:
         if self.api_key_env is None:
@@ -86,6 +91,16 @@ class Budget(_Strict):
     usd: float | None = Field(None, gt=0)
     wall: str | None = None  # a duration: 90s, 10m, 1h
 
+    @field_validator("wall")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_duration(value)
+            except DSAssistError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
 
 class StoreSettings(_Strict):
     url: str | None = None  # the project's (or team's) store: a SQLite path or postgresql://...
@@ -121,7 +136,9 @@ def load_settings(path: Path | None = None) -> Settings:
 
 
 def _refuse_inline_keys(raw: dict, path: Path) -> None:
-    for name, provider in raw.get("llm", {}).get("providers", {}).items():
+    llm = raw.get("llm")
+    providers = llm.get("providers") if isinstance(llm, dict) else None
+    for name, provider in providers.items() if isinstance(providers, dict) else ():
         if isinstance(provider, dict) and "api_key" in provider:
             raise DSAssistError(
                 f"{path}: llm.providers.{name}.api_key: keys are not read from the config file; "
