@@ -16,6 +16,7 @@ from dsassist import api
 from dsassist.controller import Progress
 from dsassist.errors import DSAssistError
 from dsassist.report.markdown import COST_COLUMNS, cost_rows
+from dsassist.store.graph import cypher, sync_falkordb
 from dsassist.store.queries import Lineage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -305,6 +306,40 @@ def compare(
     """Two runs side by side: each template's tries, kept steps and best gain."""
     _query(lambda q: [q.summary(run_a), q.summary(run_b)], as_json, store, "runs")
     _query(lambda q: q.compare(run_a, run_b), as_json, store, "templates (a = first run, b = second)")
+
+
+@app.command()
+def export(
+    format: Annotated[
+        str, typer.Option("--format", help="cypher (a file) or falkordb (a server)")
+    ] = "cypher",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file for cypher (default: stdout)")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="FalkorDB server, redis://host:port")] = None,
+    graph: Annotated[str, typer.Option(help="FalkorDB graph name")] = "dsassist",
+    run: Annotated[list[str] | None, typer.Option(help="only these runs (id prefixes)")] = None,
+    store: StoreOption = None,
+) -> None:
+    """The lineage as a graph: Cypher MERGE statements (Neo4j, Memgraph, FalkorDB), or pushed to FalkorDB."""
+    try:
+        lineage = api.open_lineage(store)
+        runs = [lineage.run_id(r) for r in run] if run else None
+        if format == "falkordb":
+            if url is None:
+                _fail("--format falkordb needs --url redis://host:port")
+            count = sync_falkordb(lineage.store, url, graph, runs)
+            console.print(f"{count} statements run on {graph!r}", highlight=False)
+        elif format == "cypher":
+            text = "\n".join(cypher(lineage.store, runs)) + "\n"
+            if output is None:
+                typer.echo(text, nl=False)
+            else:
+                output.write_text(text)
+        else:
+            _fail(f"unknown format {format!r}: cypher or falkordb")
+    except DSAssistError as exc:
+        _fail(str(exc))
 
 
 def main() -> None:
