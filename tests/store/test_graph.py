@@ -23,17 +23,28 @@ from dsassist.store.queries import Lineage
 kuzu = pytest.importorskip("kuzu", reason="kuzu (a dev dependency) runs the exported Cypher here")
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "lineage.md"
-KUZU_TABLES = [
-    "CREATE NODE TABLE Dataset(sha256 STRING, path STRING, PRIMARY KEY(sha256))",
-    "CREATE NODE TABLE Run(id STRING, dataset STRING, target STRING, task STRING, metric STRING,"
-    " status STRING, best_score DOUBLE, best_step INT64, created_at STRING, question STRING, PRIMARY KEY(id))",
-    "CREATE NODE TABLE Step(key STRING, run_id STRING, step INT64, template_id STRING, kind STRING,"
-    " hypothesis STRING, verdict STRING, metric STRING, score DOUBLE, gain DOUBLE, lesson STRING,"
-    " PRIMARY KEY(key))",
-    "CREATE REL TABLE ON_DATASET(FROM Run TO Dataset)",
-    "CREATE REL TABLE HAS_STEP(FROM Run TO Step)",
-    "CREATE REL TABLE PARENT_OF(FROM Step TO Step)",
-]
+KUZU_SCHEMA = """
+CREATE NODE TABLE Dataset(sha256 STRING, path STRING, PRIMARY KEY(sha256));
+CREATE NODE TABLE Run(id STRING, dataset STRING, target STRING, task STRING, metric STRING,
+    status STRING, best_score DOUBLE, best_step INT64, created_at STRING, question STRING, PRIMARY KEY(id));
+CREATE NODE TABLE Step(key STRING, run_id STRING, step INT64, template_id STRING, kind STRING,
+    hypothesis STRING, verdict STRING, metric STRING, score DOUBLE, gain DOUBLE, lesson STRING,
+    PRIMARY KEY(key));
+CREATE REL TABLE ON_DATASET(FROM Run TO Dataset);
+CREATE REL TABLE HAS_STEP(FROM Run TO Step);
+CREATE REL TABLE PARENT_OF(FROM Step TO Step)
+"""
+DROPPED_SQL = """
+SELECT s.run_id, s.id AS step, s.template_id, l.text FROM steps s
+JOIN datasets d ON d.run_id = s.run_id
+LEFT JOIN lessons l ON l.run_id = s.run_id AND l.step_id = s.id
+WHERE d.path LIKE '%titanic.csv' AND s.verdict = 'rejected' ORDER BY s.run_id, s.id
+"""
+FAMILIES_SQL = """
+SELECT kind AS family, count(*) AS tried, sum(CASE WHEN verdict = 'accepted' THEN 1 ELSE 0 END) AS kept
+FROM steps WHERE kind IN ('model', 'feature', 'tuning', 'ensemble', 'explore')
+GROUP BY kind ORDER BY kind
+"""
 A = "a" * 32
 
 
@@ -54,7 +65,7 @@ def store(tmp_path):
 @pytest.fixture
 def graph(store, tmp_path):
     connection = kuzu.Connection(kuzu.Database(str(tmp_path / "kuzu")))
-    for statement in KUZU_TABLES:
+    for statement in KUZU_SCHEMA.split(";"):
         connection.execute(statement)
     for _ in range(2):  # loading twice changes nothing: every statement MERGEs
         for statement in cypher(store):
@@ -94,22 +105,14 @@ def test_documented_questions_answer_as_the_sql_queries(graph, store):
     assert [r["gain"] for r in rows] == pytest.approx([r["gain"] for r in chain[:-1]], nan_ok=True)
 
     rows = graph(queries["dropped"], file="titanic.csv", since="2000-01-01")
-    sql = lineage.sql(
-        "SELECT s.run_id, s.id AS step, s.template_id, l.text FROM steps s"
-        " JOIN datasets d ON d.run_id = s.run_id LEFT JOIN lessons l ON l.run_id = s.run_id AND l.step_id = s.id"
-        " WHERE d.path LIKE '%titanic.csv' AND s.verdict = 'rejected' ORDER BY s.run_id, s.id"
-    )
+    sql = lineage.sql(DROPPED_SQL)
     assert [(r["run_id"], r["step"], r["template"], r["why"]) for r in rows] == [
         tuple(r.values()) for r in sql
     ]
     assert [r["template"] for r in rows] == ["lightgbm", "target_encoding"]
 
     rows = graph(queries["families"])
-    sql = lineage.sql(
-        "SELECT kind AS family, count(*) AS tried,"
-        " sum(CASE WHEN verdict = 'accepted' THEN 1 ELSE 0 END) AS kept FROM steps WHERE kind IN ('model', 'feature', 'tuning', 'ensemble', 'explore')"
-        " GROUP BY kind ORDER BY kind"
-    )
+    sql = lineage.sql(FAMILIES_SQL)
     assert (
         rows
         == sql
