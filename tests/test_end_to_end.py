@@ -148,7 +148,7 @@ def test_same_seed_gives_same_steps_and_scores(tmp_path, example):
     runs = []
     for i in range(2):
         out = tmp_path / f"run{i}"
-        run_cli(example("penguins"), "species", out, "--max-steps", "10")
+        run_cli(example("penguins"), "species", out, "--max-steps", "10", "--store", "none")
         runs.append(db_rows(out, "select id, parent_id, template_id, verdict, score from steps order by id"))
     assert runs[0] == runs[1]
 

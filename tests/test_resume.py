@@ -41,15 +41,18 @@ def count_steps(out: Path) -> int:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> tuple[Path, list[tuple]]:
     out = tmp_path_factory.mktemp("reference") / "run"
-    dsassist.run(examples.path("titanic"), "survived", out, budget="5m", seed=0, max_steps=20)
+    # no project store: earlier runs' priors would reorder the steps (tests/store covers them)
+    dsassist.run(examples.path("titanic"), "survived", out, budget="5m", seed=0, max_steps=20, store="none")
     return out, steps(out)
 
 
 def run_and_kill(out: Path, after_steps: int) -> None:
-    """Start the CLI in its own process group and `kill -9` the group once enough steps are recorded."""
+    """Start the CLI in its own process group and `kill -9` the group once enough steps are recorded.
+
+    Its project store is its own (empty at the start, like the reference run's none)."""
     command = [sys.executable, "-m", "dsassist", "run", str(examples.path("titanic")), "--target", "survived"]
     process = subprocess.Popen(
-        [*command, *OPTIONS, "--out", str(out)],
+        [*command, *OPTIONS, "--out", str(out), "--store", str(out.parent / "project.db")],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -68,9 +71,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, reference, aft
     run_and_kill(out, after_steps)
     before = steps(out)
     assert before == ref_steps[: len(before)]  # what was recorded before the kill is kept as it was
-    done = subprocess.run(
-        [sys.executable, "-m", "dsassist", "resume", str(out)], capture_output=True, text=True, timeout=300
-    )
+    resume = [sys.executable, "-m", "dsassist", "resume", str(out), "--store", str(tmp_path / "project.db")]
+    done = subprocess.run(resume, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert steps(out) == ref_steps  # nothing lost, nothing repeated, same scores
     result = json.loads((out / "result.json").read_text())

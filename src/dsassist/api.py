@@ -35,7 +35,7 @@ from dsassist.llm.prompts import clip
 from dsassist.llm.providers import Client, make_client
 from dsassist.llm.router import Router
 from dsassist.llm.settings import CONFIG_FILE, Settings, load_settings
-from dsassist.messages import Answer, AnswerRequest, RunView, StepSummary, Verdict
+from dsassist.messages import Answer, AnswerRequest, Prior, RunView, StepSummary, Verdict
 from dsassist.report import answer_for, write_notebook, write_report
 from dsassist.sandbox import Sandbox
 from dsassist.store import MirroredStore, ProvenanceStore
@@ -191,6 +191,7 @@ def resume(
     loop = Loop(view=_view(cfg, run_row["task"], run_row["metric"], dataset.path))
     for step, execution, code in own.load_steps(run_row["id"]):
         loop.add(step, execution, code)
+    loop.view.priors = {k: Prior.model_validate(v) for k, v in (run_row["priors"] or {}).items()}
     sandbox = _sandbox(cfg, out, dataset.path)
     spent = sum(s.duration_s for s in loop.view.steps)
     return _drive(

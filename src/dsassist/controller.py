@@ -29,7 +29,8 @@ from dsassist.messages import (
 )
 from dsassist.sandbox import Sandbox
 from dsassist.sandbox.checkpoint import Checkpoint
-from dsassist.store import ProvenanceStore
+from dsassist.store import MirroredStore
+from dsassist.store.knowledge import summarize
 from dsassist.store.provenance import now
 
 ACCEPT_CELL = "spec = candidate_spec"
@@ -92,7 +93,7 @@ class Controller:
         self,
         bus: Bus,
         sandbox: Sandbox,
-        store: ProvenanceStore,
+        store: MirroredStore,
         run_id: str,
         cfg: RunConfig,
         on_step: Callable[[Progress], None] | None = None,
@@ -213,6 +214,14 @@ class Controller:
         assert isinstance(evaluation, Evaluation)
         return evaluation
 
+    def _learn(self, loop: Loop) -> None:
+        """Look up how each template fared on similar data in earlier runs, once the profile is
+        known. The priors are recorded with the run: a resumed run plans as the original did,
+        whatever ran since."""
+        summary = summarize(loop.view.profile, loop.view.task)
+        loop.view.priors = self.store.priors(summary, self.run_id)
+        self.store.record_knowledge(self.run_id, summary, loop.view.priors)
+
     def _timeout(self, task: Task, view: RunView) -> float:
         """No experiment may eat the budget, nor the time kept for the final refit: a slow one
         is cut off and named Timeout.
@@ -280,6 +289,8 @@ class Controller:
         assert isinstance(reflection, Reflection)
         step.lesson = reflection.lesson
         loop.add(step, last.execution, last.code)
+        if step.kind == "profile" and step.verdict == Verdict.DONE:
+            self._learn(loop)
         if step.verdict != Verdict.FAILED:
             self._checkpoint(step_id, [code for _, code in chain(loop, step_id)])
         self.store.record_step(self.run_id, step, attempts, started_at)

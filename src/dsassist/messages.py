@@ -134,6 +134,20 @@ class StepSummary(BaseModel):
         return f"step {self.id} [{self.verdict.value}]{score} {self.hypothesis}{lesson}"
 
 
+class Prior(BaseModel):
+    """How one template fared on earlier runs on similar data."""
+
+    tried: int
+    kept: int
+    mean_gain: float | None = None
+    runs: int = 0
+
+    @property
+    def rate(self) -> float:
+        """The kept share, shrunk towards one half when there is little evidence."""
+        return (self.kept + 1) / (self.tried + 2)
+
+
 class RunView(BaseModel):
     """The state of the run as the planner sees it."""
 
@@ -145,6 +159,7 @@ class RunView(BaseModel):
     time_left_s: float
     steps_left: int
     options: dict[str, Any] = Field(default_factory=dict)  # user choices: group column, time column
+    priors: dict[str, Prior] = Field(default_factory=dict)  # template id -> earlier runs on similar data
 
     def history(self, limit: int = 12) -> str:
         """The latest steps, one line each: what was tried and what came of it."""

@@ -25,7 +25,7 @@ def revisions() -> list[str]:
 
 
 def test_revisions_form_one_line():
-    assert revisions() == ["0001", "0002", "0003"]
+    assert revisions() == ["0001", "0002", "0003", "0004"]
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

@@ -62,7 +62,7 @@ class Planner:
 
     def _next(self, run: RunView, explore: bool) -> Task | None:
         tried = {(s.template_id, _key(s.params)) for s in run.steps}
-        for template in self.templates:
+        for template in ordered(self.templates, run):
             if template.kind == "final" or (template.kind == "explore") != explore:
                 continue
             for params in template.applies(run):
@@ -172,6 +172,21 @@ def _unfinished(analysed: list[StepSummary]) -> list[Task]:
     plan = analysed[-1].params.get("plan", [])
     done = {s.hypothesis for s in analysed}
     return [_subtask(h, plan) for h in plan if h not in done]
+
+
+def ordered(templates: list[Template], run: RunView) -> list[Template]:
+    """Within each phase, the templates that paid off on similar data in earlier runs first;
+    without that knowledge, the library's order."""
+    if not run.priors:
+        return templates
+    phase = {kind: i for i, kind in enumerate(PHASES)}
+
+    def key(item: tuple[int, Template]) -> tuple[int, float, int]:
+        i, template = item
+        prior = run.priors.get(template.id)
+        return phase.get(template.kind, len(PHASES)), -(prior.rate if prior else 0.5), i
+
+    return [t for _, t in sorted(enumerate(templates), key=key)]
 
 
 def _arms(run: RunView) -> tuple[list[StepSummary], list[StepSummary]]:

@@ -71,6 +71,10 @@ def write_report(loop: Loop, folder: Path, meta: dict[str, Any], answer: str) ->
         "",
         _helped(loop),
         "",
+        "## What earlier runs taught",
+        "",
+        _priors_section(loop),
+        "",
         "## Best pipeline",
         "",
         _best_section(loop),
@@ -89,6 +93,27 @@ def write_report(loop: Loop, folder: Path, meta: dict[str, Any], answer: str) ->
         "",
     ]
     (folder / "report.md").write_text("\n".join(parts))
+
+
+def _priors_section(loop: Loop) -> str:
+    priors = loop.view.priors
+    if not priors:
+        return (
+            "No earlier run on similar data was in the project store: hypotheses ran in the library's order."
+        )
+    runs = max(p.runs for p in priors.values())
+    best = sorted(priors.items(), key=lambda item: -item[1].rate)[:5]
+    lines = [
+        f"Earlier runs on similar data (up to {runs} of them) reordered the hypotheses: within each "
+        "phase, the templates kept most often there were tried first.",
+        "",
+        "| template | tried | kept | mean gain |",
+        "|---|---|---|---|",
+    ]
+    for template, p in best:
+        gain = f"{p.mean_gain:+.4f}" if p.mean_gain is not None else "-"
+        lines.append(f"| {template} | {p.tried} | {p.kept} | {gain} |")
+    return "\n".join(lines)
 
 
 COST_COLUMNS = ("role", "model", "calls", "failed", "tokens in", "tokens out", "cost (USD)")

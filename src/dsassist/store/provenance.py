@@ -15,8 +15,8 @@ from sqlalchemy import Engine, case, create_engine, event, func, insert, select,
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from dsassist.errors import DSAssistError
-from dsassist.messages import Attempt, ErrorInfo, Execution, LLMCall, Metrics, Output, StepSummary
-from dsassist.store import schema
+from dsassist.messages import Attempt, ErrorInfo, Execution, LLMCall, Metrics, Output, Prior, StepSummary
+from dsassist.store import knowledge, schema
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -173,6 +173,15 @@ class ProvenanceStore:
                 )
             )
 
+    def record_knowledge(self, run_id: str, summary: dict[str, Any], priors: dict[str, Prior]) -> None:
+        """The dataset's profile summary, and the priors the planner took from earlier runs."""
+        known = {k: v.model_dump() for k, v in priors.items()}
+        with self.engine.begin() as c:
+            c.execute(
+                update(schema.datasets).where(schema.datasets.c.run_id == run_id).values(profile=summary)
+            )
+            c.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(priors=known))
+
     def has_run(self, run_id: str) -> bool:
         with self.engine.connect() as c:
             return c.execute(select(schema.runs.c.id).where(schema.runs.c.id == run_id)).first() is not None
@@ -290,6 +299,13 @@ class MirroredStore:
         self, run_id: str, status: str, best_step: int | None, best_score: float | None, answer: str
     ) -> None:
         self._write("finish_run", run_id, status, best_step, best_score, answer)
+
+    def record_knowledge(self, run_id: str, summary: dict[str, Any], priors: dict[str, Prior]) -> None:
+        self._write("record_knowledge", run_id, summary, priors)
+
+    def priors(self, summary: dict[str, Any], run_id: str) -> dict[str, Prior]:
+        """What the project's earlier runs on similar data teach (nothing without a project store)."""
+        return knowledge.priors(self.mirror.engine, summary, run_id) if self.mirror is not None else {}
 
     def spending(self, run_id: str) -> list[dict[str, Any]]:
         return self.primary.spending(run_id)

@@ -35,6 +35,7 @@ runs = Table(
     Column("best_step", Integer),
     Column("best_score", Float),
     Column("answer", Text),
+    Column("priors", JSON),  # template id -> how it fared on similar data before (migration 0004)
 )
 
 datasets = Table(
@@ -47,6 +48,7 @@ datasets = Table(
     Column("n_rows", Integer, nullable=False),
     Column("n_cols", Integer, nullable=False),
     Column("format", String(16), nullable=False),
+    Column("profile", JSON),  # task, rows, shares of column kinds and missing cells (migration 0004)
 )
 
 steps = Table(
