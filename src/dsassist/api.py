@@ -401,6 +401,7 @@ def _finish(
     title = f"predicting {cfg.target}" if cfg.target else cfg.question
     write_notebook(loop, out / "notebook.ipynb", f"{cfg.data.name}: {title}")
     (out / "result.json").write_text(result.model_dump_json(indent=2))
+    store.record_artifacts(run_id, out, _artifacts(loop, out))
     store.finish_run(run_id, status, result.best_step, result.best_score, answer)
     return result
 
@@ -430,6 +431,19 @@ def _validation_text(v: dict[str, Any]) -> str:
     column = f" on `{v['column']}`" if v.get("column") else ""
     folds = f"{v['n_splits']} folds ({v['why']})"
     return f"{v['scheme']} cross-validation{column}, {folds}; every comparison uses these folds."
+
+
+def _artifacts(loop: Loop, out: Path) -> list[tuple[str, str, int | None]]:
+    """(kind, path in the run folder, the step that made it) of every file a reader keeps."""
+    final = next((s.id for s in loop.view.steps if s.kind == "final" and s.verdict == Verdict.DONE), None)
+    made: list[tuple[str, str, int | None]] = [
+        ("model", name, final) for name in ("model.pkl", "model.json") if (out / name).is_file()
+    ]
+    for step_id, execution in loop.executions.items():
+        made += [("plot", o.path, step_id) for o in execution.outputs if o.path and (out / o.path).is_file()]
+    made += [("plot", f"plots/{p.name}", None) for p in sorted((out / "plots").glob("*.png"))]
+    made += [("report", "report.md", None), ("notebook", "notebook.ipynb", None)]
+    return made
 
 
 def _plots(loop: Loop) -> list[tuple[str, str]]:

@@ -25,7 +25,7 @@ def revisions() -> list[str]:
 
 
 def test_revisions_form_one_line():
-    assert revisions() == ["0001", "0002", "0003", "0004"]
+    assert revisions() == ["0001", "0002", "0003", "0004", "0005"]
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -124,4 +124,16 @@ def test_a_run_is_mirrored_into_the_project_store(tmp_path, example):
             f"SELECT id, verdict, score FROM steps WHERE run_id = '{run['run_id']}' ORDER BY id"
         )
         own.close()
+    artifacts = Lineage(store).sql("SELECT run_id, step_id, kind, path, sha256 FROM artifacts")
     store.close()
+    for run in runs:
+        mine = [a for a in artifacts if a["run_id"] == run["run_id"]]
+        kinds = {a["kind"]: a for a in mine}
+        assert set(kinds) == {"model", "plot", "report", "notebook"}
+        final = [a["step_id"] for a in mine if a["path"] == "model.pkl"]
+        assert final == [6]  # the final refit made the model (7 steps: 0..6)
+        assert any(a["kind"] == "plot" and a["step_id"] == 1 for a in mine)  # the profile's plot
+    blobs = list((tmp_path / "artifacts").rglob("*"))
+    stored = {b.name for b in blobs if b.is_file()}
+    assert stored == {a["sha256"] for a in artifacts}  # every version kept, each content once
+    assert len(stored) < len(artifacts)  # the two runs share identical files (the same data's plots)

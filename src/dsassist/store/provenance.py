@@ -3,6 +3,7 @@ one schema kept by Alembic migrations."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 from datetime import UTC, datetime
@@ -182,6 +183,43 @@ class ProvenanceStore:
             )
             c.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(priors=known))
 
+    def record_artifacts(
+        self, run_id: str, folder: Path, made: list[tuple[str, str, int | None]], keep: bool = False
+    ) -> None:
+        """Files of the run folder, as (kind, relative path, step id), by content hash. With
+        `keep`, next to a SQLite store the content is also kept, once per hash, under
+        artifacts/: a later run that overwrites its folder does not lose an earlier version."""
+        rows = []
+        for kind, relative, step_id in made:
+            data = (folder / relative).read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "step_id": step_id,
+                    "kind": kind,
+                    "path": relative,
+                    "sha256": digest,
+                    "size": len(data),
+                    "created_at": now(),
+                }
+            )
+            if keep:
+                self._keep(digest, data)
+        if rows:
+            with self.engine.begin() as c:
+                c.execute(insert(schema.artifacts), rows)
+
+    def _keep(self, digest: str, data: bytes) -> None:
+        if self.engine.dialect.name != "sqlite" or not self.engine.url.database:
+            return  # a server's store records hashes; the files stay in the run folders
+        blob = Path(self.engine.url.database).parent / "artifacts" / digest[:2] / digest
+        if not blob.exists():
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            tmp = blob.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(blob)
+
     def has_run(self, run_id: str) -> bool:
         with self.engine.connect() as c:
             return c.execute(select(schema.runs.c.id).where(schema.runs.c.id == run_id)).first() is not None
@@ -295,6 +333,11 @@ class MirroredStore:
     def record_call(self, run_id: str, call: LLMCall) -> None:
         self._write("record_call", run_id, call)
 
+    def record_artifacts(self, run_id: str, folder: Path, made: list[tuple[str, str, int | None]]) -> None:
+        """Hashes in both stores; the content kept by the project's (the run folder has the files)."""
+        self.primary.record_artifacts(run_id, folder, made)
+        self._write_mirror("record_artifacts", run_id, folder, made, True)
+
     def finish_run(
         self, run_id: str, status: str, best_step: int | None, best_score: float | None, answer: str
     ) -> None:
@@ -317,6 +360,9 @@ class MirroredStore:
 
     def _write(self, method: str, *args: Any) -> None:
         getattr(self.primary, method)(*args)
+        self._write_mirror(method, *args)
+
+    def _write_mirror(self, method: str, *args: Any) -> None:
         if self.mirror is None:
             return
         try:

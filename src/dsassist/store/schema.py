@@ -140,3 +140,16 @@ Index("ix_steps_metric_gain", steps.c.metric, steps.c.gain)
 Index("ix_executions_step", executions.c.run_id, executions.c.step_id)
 Index("ix_lessons_step", lessons.c.run_id, lessons.c.step_id)
 Index("ix_runs_created_at", runs.c.created_at)
+
+artifacts = Table(  # migration 0005
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False, index=True),
+    Column("step_id", Integer),  # the step that made it; none for the report and notebook
+    Column("kind", String(16), nullable=False),  # model, plot, report, notebook
+    Column("path", Text, nullable=False),  # relative to the run folder
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("size", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
