@@ -103,60 +103,62 @@ class ProvenanceStore:
         """The step, each attempt's execution, and a fix record linking each failure to its repair."""
         m = step.metrics
         with self.engine.begin() as c:
+            # parameters apart from the statement: the statement's compiled form is cached
             c.execute(
-                insert(schema.steps).values(
-                    run_id=run_id,
-                    id=step.id,
-                    parent_id=step.parent,
-                    template_id=step.template_id,
-                    kind=step.kind,
-                    hypothesis=step.hypothesis,
-                    params=step.params,
-                    verdict=step.verdict.value,
-                    metric=m.metric if m else None,
-                    score=m.mean if m else None,
-                    std=m.std if m else None,
-                    gain=step.gain,
-                    metrics=m.model_dump() if m else None,
-                    error=step.error,
-                    attempts=len(attempts),
-                    started_at=started_at,
-                    duration_s=step.duration_s,
-                )
+                insert(schema.steps),
+                {
+                    "run_id": run_id,
+                    "id": step.id,
+                    "parent_id": step.parent,
+                    "template_id": step.template_id,
+                    "kind": step.kind,
+                    "hypothesis": step.hypothesis,
+                    "params": step.params,
+                    "verdict": step.verdict.value,
+                    "metric": m.metric if m else None,
+                    "score": m.mean if m else None,
+                    "std": m.std if m else None,
+                    "gain": step.gain,
+                    "metrics": m.model_dump() if m else None,
+                    "error": step.error,
+                    "attempts": len(attempts),
+                    "started_at": started_at,
+                    "duration_s": step.duration_s,
+                },
             )
             previous: tuple[int, str] | None = None
             for i, attempt in enumerate(attempts):
                 exe = attempt.execution
                 execution_id = c.execute(
-                    insert(schema.executions).values(
-                        run_id=run_id,
-                        step_id=step.id,
-                        attempt=i,
-                        code=attempt.code,
-                        ok=exe.ok,
-                        stdout=exe.stdout,
-                        stderr=exe.stderr,
-                        error_name=exe.error.name if exe.error else None,
-                        error_value=exe.error.value if exe.error else None,
-                        traceback=exe.error.traceback if exe.error else None,
-                        outputs=[o.model_dump(exclude_none=True) for o in exe.outputs],
-                        duration_s=exe.duration_s,
-                    )
+                    insert(schema.executions),
+                    {
+                        "run_id": run_id,
+                        "step_id": step.id,
+                        "attempt": i,
+                        "code": attempt.code,
+                        "ok": exe.ok,
+                        "stdout": exe.stdout,
+                        "stderr": exe.stderr,
+                        "error_name": exe.error.name if exe.error else None,
+                        "error_value": exe.error.value if exe.error else None,
+                        "traceback": exe.error.traceback if exe.error else None,
+                        "outputs": [o.model_dump(exclude_none=True) for o in exe.outputs],
+                        "duration_s": exe.duration_s,
+                    },
                 ).inserted_primary_key[0]
                 if previous is not None:
-                    c.execute(
-                        insert(schema.fixes).values(
-                            run_id=run_id,
-                            step_id=step.id,
-                            failed_execution_id=previous[0],
-                            fixed_execution_id=execution_id,
-                            rule=attempt.fix_rule,
-                            feedback=previous[1],
-                        )
-                    )
+                    fix = {
+                        "run_id": run_id,
+                        "step_id": step.id,
+                        "failed_execution_id": previous[0],
+                        "fixed_execution_id": execution_id,
+                        "rule": attempt.fix_rule,
+                        "feedback": previous[1],
+                    }
+                    c.execute(insert(schema.fixes), fix)
                 previous = (execution_id, attempt.feedback)
             if step.lesson:
-                c.execute(insert(schema.lessons).values(run_id=run_id, step_id=step.id, text=step.lesson))
+                c.execute(insert(schema.lessons), {"run_id": run_id, "step_id": step.id, "text": step.lesson})
 
     def finish_run(
         self, run_id: str, status: str, best_step: int | None, best_score: float | None, answer: str
@@ -263,7 +265,7 @@ class ProvenanceStore:
 
     def record_call(self, run_id: str, call: LLMCall) -> None:
         with self.engine.begin() as c:
-            c.execute(insert(schema.llm_calls).values(run_id=run_id, **call.model_dump()))
+            c.execute(insert(schema.llm_calls), {"run_id": run_id, **call.model_dump()})
 
     def spending(self, run_id: str) -> list[dict[str, Any]]:
         """Calls, tokens and cost per role and model, in route order of first use."""

@@ -137,6 +137,7 @@ llm_calls = Table(
 
 # the lineage queries' access paths (migration 0003)
 Index("ix_steps_metric_gain", steps.c.metric, steps.c.gain)
+Index("ix_steps_run_metric_gain", steps.c.run_id, steps.c.metric, steps.c.gain)
 Index("ix_executions_step", executions.c.run_id, executions.c.step_id)
 Index("ix_lessons_step", lessons.c.run_id, lessons.c.step_id)
 Index("ix_runs_created_at", runs.c.created_at)
