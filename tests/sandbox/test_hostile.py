@@ -91,7 +91,8 @@ def hostile_run(example):
             [sys.executable, "-m", "dsassist", "run", str(example("titanic")), "--target", "survived"]
             + ["--out", str(clean_out), "--budget", "5m", "--max-steps", "80", "--seed", str(SEED)]
             + (["--explore-share", "0"] if EXPLORE else [])
-            + ["--memory-mb", "2048", *processes],
+            + ["--memory-mb", "2048", *processes]
+            + ["--store", "none"],  # both runs plan alone: no priors from each other
             stdout=clean_log.open("w"),
             stderr=subprocess.STDOUT,
         )
@@ -109,6 +110,7 @@ def hostile_run(example):
                 cell_timeout_s=8,
                 memory_mb=2048,
                 processes=128,
+                store="none",
                 **OPTIONS,
             )
         clean.wait(timeout=300)
