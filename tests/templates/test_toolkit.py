@@ -301,3 +301,17 @@ def test_recheck_draws_no_new_folds_for_time_ordered_validation():
     )
     assert record["candidate"] == record["parent"] == []
     assert "time" in record["why"]
+
+
+def test_folds_run_two_at_a_time_only_for_single_core_models_on_big_tables(monkeypatch):
+    X, y = classification()
+    monkeypatch.setattr(toolkit.os, "cpu_count", lambda: 2)
+    lightgbm = toolkit.build_pipeline({"model": "lightgbm"}, COLUMNS, "binary", 0)
+    forest = toolkit.build_pipeline({"model": "random_forest"}, COLUMNS, "binary", 0)
+    assert toolkit.fold_jobs(lightgbm, X) is None  # 150 rows: workers would cost more than they save
+    monkeypatch.setattr(toolkit, "PARALLEL_FOLDS_MIN_ROWS", 100)
+    assert toolkit.fold_jobs(lightgbm, X) == 2
+    assert toolkit.fold_jobs(forest, X) is None  # it already uses both cores
+    parallel = score({"model": "lightgbm"}, X, y, "binary", "roc_auc", "stratified")
+    monkeypatch.setattr(toolkit, "PARALLEL_FOLDS_MIN_ROWS", 10**9)
+    assert score({"model": "lightgbm"}, X, y, "binary", "roc_auc", "stratified")["folds"] == parallel["folds"]

@@ -6,6 +6,7 @@ and the same functions run when the exported notebook is re-executed.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -316,6 +317,7 @@ def make_folds(
 
 # ---- pipelines ------------------------------------------------------------------------
 
+PARALLEL_FOLDS_MIN_ROWS = 2000  # below it, starting worker processes costs more than it saves
 SCALED = ("linear", "knn")  # models that need scaled numbers and one-hot categories
 BASE_SPEC: dict[str, Any] = {
     "model": "dummy",
@@ -473,7 +475,9 @@ def evaluate(
     """Cross-validate on the fixed folds, print a summary and publish the metrics record."""
     names = [metric, *[m for m in SECONDARY[task] if m != metric]]
     scoring = {m: _scorer(m, task) for m in names}
-    cv = cross_validate(pipeline, X, y, cv=folds, scoring=scoring, error_score="raise")
+    cv = cross_validate(
+        pipeline, X, y, cv=folds, scoring=scoring, error_score="raise", n_jobs=fold_jobs(pipeline, X)
+    )
     scores = {m: _oriented(cv[f"test_{m}"], m) for m in names}
     main = scores[metric]
     record = {
@@ -514,10 +518,21 @@ def recheck(
         scorer = _scorer(metric, task)
         for name, spec in (("candidate", candidate_spec), ("parent", parent_spec)):
             pipeline = build_pipeline(spec, columns, task, seed)
-            cv = cross_validate(pipeline, X, y, cv=folds, scoring=scorer, error_score="raise")
+            jobs = fold_jobs(pipeline, X)
+            cv = cross_validate(pipeline, X, y, cv=folds, scoring=scorer, error_score="raise", n_jobs=jobs)
             record[name] = [round(float(s), 6) for s in _oriented(cv["test_score"], metric)]
     publish("recheck", record)
     return record
+
+
+def fold_jobs(pipeline: Pipeline, X: pd.DataFrame) -> int | None:
+    """Two folds at a time when the model runs on one core and the table is big enough to pay
+    for the worker processes; a model that already uses every core keeps the folds in turn."""
+    cores = os.cpu_count() or 1
+    if cores < 2 or len(X) < PARALLEL_FOLDS_MIN_ROWS:
+        return None
+    threaded = any(k.endswith("n_jobs") and v not in (None, 1) for k, v in pipeline.get_params().items())
+    return None if threaded else min(cores, 2)
 
 
 def _scorer(metric: str, task: str) -> Any:
