@@ -27,6 +27,7 @@ from dsassist.agents import (
     Reflector,
 )
 from dsassist.bus import Agent, Bus, InProcessBus
+from dsassist.bus.redis import RedisBus, Worker
 from dsassist.config import RunConfig
 from dsassist.controller import Controller, Loop, Progress, latest_checkpoint
 from dsassist.data import check_target, infer_task, read_table
@@ -136,6 +137,7 @@ def _run(
         _check_options(cfg, dataset.frame, task, metric)
     templates = load_templates(cfg.templates_file)
     clients = _clients(settings)  # a missing key fails here, before anything is written
+    _check_bus(cfg, settings)  # so does a dead Redis
     out = cfg.out.resolve()
     sandbox = _sandbox(cfg, out, dataset.path)
     mirror = _open_project_store(project_store(store, settings))  # so does a dead server
@@ -239,7 +241,7 @@ def _router(
 
 def _view(cfg: RunConfig, task: str, metric: str, data: Path) -> RunView:
     options = {"seed": cfg.seed, "task": task, "metric": metric, "target": cfg.target, "path": str(data)}
-    options["question"] = cfg.question
+    options |= {"question": cfg.question, "explore_share": cfg.explore_share}
     options |= {"folds": cfg.folds, "group_column": cfg.group_column, "time_column": cfg.time_column}
     return RunView(
         task=task, metric=metric, time_left_s=cfg.budget_s, steps_left=cfg.max_steps, options=options
@@ -272,7 +274,7 @@ def _drive(
 ) -> RunResult:
     """Run the loop from wherever `loop` stands to the end, then write the run folder's results."""
     started = time.monotonic() - spent_s
-    bus = InProcessBus(_agents(cfg, templates, router))
+    bus = RedisBus(cfg.bus) if cfg.bus else InProcessBus(agents(templates, router, cfg.explore_share))
     status = "finished"
     try:
         with sandbox:
@@ -286,24 +288,44 @@ def _drive(
         loop, cfg, bus, cfg.out.resolve(), run_id, store, sha256, status, time.monotonic() - started
     )
     store.close()
+    if isinstance(bus, RedisBus):
+        bus.close()
     return result
 
 
-def _agents(cfg: RunConfig, templates: list[Template], router: Router | None) -> dict[str, Agent]:
+def agents(
+    templates: list[Template], router: Router | None = None, explore_share: float = 0.3
+) -> dict[str, Agent]:
     """The offline policies, or the same roles backed by models (which fall back to them)."""
     if router is None:
         return {
-            "planner": Planner(templates, cfg.explore_share),
+            "planner": Planner(templates, explore_share),
             "coder": Coder(templates),
             "evaluator": Evaluator(),
             "reflector": Reflector(),
         }
     return {
-        "planner": ModelPlanner(templates, router, cfg.explore_share),
+        "planner": ModelPlanner(templates, router, explore_share),
         "coder": ModelCoder(templates, router),
         "evaluator": ModelEvaluator(router),
         "reflector": ModelReflector(router),
     }
+
+
+def serve(role: str, bus: str, templates_file: str | Path | None = None, **worker: Any) -> None:
+    """Run one agent (offline policy) as a service on a Redis bus, until interrupted."""
+    by_role = agents(load_templates(Path(templates_file) if templates_file else None))
+    if role not in by_role:
+        raise DSAssistError(f"unknown role {role!r}: choose from {', '.join(by_role)}")
+    Worker(role, by_role[role], bus, **worker).serve()
+
+
+def _check_bus(cfg: RunConfig, settings: Settings) -> None:
+    if cfg.bus is None:
+        return
+    if settings.llm is not None:
+        raise DSAssistError("workers on a bus run the offline policies: drop --bus or the [llm] config")
+    RedisBus(cfg.bus).close()
 
 
 def _check_open_question(cfg: RunConfig, settings: Settings) -> None:

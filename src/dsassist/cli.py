@@ -88,6 +88,10 @@ def run(
         Path | None, typer.Option(help="dsassist.toml with models and routes (default: ./dsassist.toml)")
     ] = None,
     store: Annotated[str | None, typer.Option(help=STORE_HELP)] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(help="redis://host:6379/0: agents served by `dsassist worker` (default: in process)"),
+    ] = None,
     max_steps: Annotated[int, typer.Option(help="most steps to run")] = 40,
     seed: Annotated[int, typer.Option()] = 0,
     metric: Annotated[
@@ -119,6 +123,7 @@ def run(
             budget=budget,
             config=config,
             store=store,
+            bus=bus,
             on_step=view,
             max_steps=max_steps,
             seed=seed,
@@ -203,6 +208,26 @@ def cost(run_dir: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
     for row in cost_rows(spending):
         table.add_row(*row, style="bold" if row[0] == "total" else None)
     Console().print(table)
+
+
+@app.command()
+def worker(
+    role: Annotated[str, typer.Option(help="planner, coder, evaluator or reflector")],
+    bus: Annotated[str, typer.Option(help="redis://host:6379/0")],
+    templates: Annotated[Path | None, typer.Option(help="Python file with extra TEMPLATES")] = None,
+    claim_after: Annotated[
+        float, typer.Option(help="seconds before a crashed worker's request is taken over")
+    ] = 30,
+    max_deliveries: Annotated[int, typer.Option(help="deliveries before a request is dead-lettered")] = 3,
+) -> None:
+    """Serve one agent on a Redis Streams bus until interrupted."""
+    console.print(f"[bold]DSAssist[/bold] {role} worker on {bus.split('@')[-1]}", highlight=False)
+    try:
+        api.serve(role, bus, templates, claim_after_s=claim_after, max_deliveries=max_deliveries)
+    except DSAssistError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print("stopped", highlight=False)
 
 
 query_app = typer.Typer(no_args_is_help=True, help="Ask the provenance store what worked.")

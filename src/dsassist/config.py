@@ -47,6 +47,7 @@ class RunConfig(BaseModel):
     overwrite: bool = False
     explore_share: float = Field(0.3, ge=0.0, le=1.0)  # time for Bayesian parameter sampling
     config_file: Path | None = None  # dsassist.toml: models, routes and the dollar budget
+    bus: str | None = None  # redis://...: agents served by `dsassist worker`; None: in this process
     # the sandbox: isolation and per-kernel limits (None switches a limit off)
     isolation: Literal["auto", "strict", "none"] = "auto"
     memory_mb: int | None = Field(4096, ge=1024)  # address space: a kernel maps ~700 MB to start

@@ -49,7 +49,7 @@ class Planner:
         if final is not None and self._must_finish(run):
             return Plan(tasks=[final], reason="budget: time for the final refit only")
         exploit = self._next(run, explore=False)
-        explore = self._next(run, explore=True) if self.explore_share > 0 else None
+        explore = self._next(run, explore=True) if self.base_share(run) > 0 else None
         if exploit is not None and (
             explore is None or exploit.kind in MANDATORY or not self._explore_due(run)
         ):
@@ -70,20 +70,26 @@ class Planner:
                     return template.task(params, _parent(run, template))
         return None
 
+    def base_share(self, run: RunView) -> float:
+        """The run's configured share (it travels with the run, so a planner serving many runs
+        as a service needs no setting of its own), else this planner's."""
+        return float(run.options.get("explore_share", self.explore_share))
+
     def share(self, run: RunView) -> float:
         """The exploration share, moved towards the kind of step that has been kept more often."""
-        if self.explore_share in (0.0, 1.0):
-            return self.explore_share
+        base = self.base_share(run)
+        if base in (0.0, 1.0):
+            return base
         explore, exploit = _arms(run)
         rate = {
             arm: (sum(s.verdict == Verdict.ACCEPTED for s in steps) + 1) / (len(steps) + 2)
             for arm, steps in (("explore", explore), ("exploit", exploit))
         }
-        adapted = self.explore_share * 2 * rate["explore"] / (rate["explore"] + rate["exploit"])
+        adapted = base * 2 * rate["explore"] / (rate["explore"] + rate["exploit"])
         return min(0.95, max(0.05, adapted))
 
     def _explore_due(self, run: RunView) -> bool:
-        if self.explore_share >= 1.0:
+        if self.base_share(run) >= 1.0:
             return True
         # counted in steps, not seconds: wall times vary, and the same seed must give the same run
         explore, exploit = _arms(run)
