@@ -172,6 +172,28 @@ def test_tmp_is_private(confined):
 
 
 @needs_bwrap
+def test_worker_processes_run_in_parallel_with_a_private_dev_shm(confined):
+    """joblib (scikit-learn's n_jobs) needs POSIX semaphores in /dev/shm; without them it
+    silently runs in serial."""
+    name = f"dsassist-{uuid.uuid4().hex}"
+    code = (
+        "import os, time, warnings\n"
+        "from joblib import Parallel, delayed\n"
+        "def pid():\n"
+        "    time.sleep(0.2)\n"
+        "    return os.getpid()\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('error')\n"
+        "    pids = set(Parallel(n_jobs=2, batch_size=1)(delayed(pid)() for _ in range(6)))\n"
+        f"open('/dev/shm/{name}', 'w').write('kernel')\n"
+        "print(len(pids))"
+    )
+    r = confined.execute(code, timeout=60)
+    assert r.ok, r.error
+    assert int(r.stdout.strip()) == 2 and not (Path("/dev/shm") / name).exists()
+
+
+@needs_bwrap
 def test_the_kernel_may_write_its_private_tmp(confined):
     name = f"dsassist-{uuid.uuid4().hex}"
     r = confined.execute(f"open('/tmp/{name}', 'w').write('kernel')", timeout=30)

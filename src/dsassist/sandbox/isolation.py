@@ -131,6 +131,9 @@ class Confinement:
         masked = [Path("/tmp"), home]  # private /tmp, and no access to the user's home
         args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         args += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "0755", "--tmpfs", str(home)]
+        # a private /dev/shm: joblib's worker processes need POSIX semaphores (without them
+        # scikit-learn's n_jobs silently runs in serial)
+        args += ["--perms", "1777", "--tmpfs", "/dev/shm"]
         for path in _interpreter_paths() + [p.resolve() for p in self.read_only]:
             args += _expose(path, masked, "--ro-bind")
         for path in writable:
