@@ -206,8 +206,9 @@ def open_lineage(store: str | None = None) -> Lineage:
     location = project_store(store, load_settings(_default_config()))
     if location is None:
         raise DSAssistError("no store to query: give --store PATH_OR_URL")
-    if "://" not in location and not Path(location).is_file():
-        raise DSAssistError(f"no provenance store at {location}: give --store PATH_OR_URL")
+    path = location.removeprefix("sqlite:///") if location.startswith("sqlite:///") else location
+    if "://" not in path and not Path(path).is_file():  # a query creates no store
+        raise DSAssistError(f"no provenance store at {path}: give --store PATH_OR_URL")
     return Lineage(ProvenanceStore(location))
 
 

@@ -349,6 +349,10 @@ def export(
     """The lineage as a graph: Cypher MERGE statements (Neo4j, Memgraph, FalkorDB), or pushed to FalkorDB."""
     try:
         lineage = api.open_lineage(store)
+    except DSAssistError as exc:
+        _fail(str(exc))
+        return
+    try:
         runs = [lineage.run_id(r) for r in run] if run else None
         if format == "falkordb":
             if url is None:
@@ -365,6 +369,8 @@ def export(
             _fail(f"unknown format {format!r}: cypher or falkordb")
     except DSAssistError as exc:
         _fail(str(exc))
+    finally:
+        lineage.store.close()
 
 
 def main() -> None:

@@ -218,7 +218,7 @@ class Controller:
         """Look up how each template fared on similar data in earlier runs, once the profile is
         known. The priors are recorded with the run: a resumed run plans as the original did,
         whatever ran since."""
-        summary = summarize(loop.view.profile, loop.view.task)
+        summary = summarize(loop.view.profile, loop.view.task) | {"metric": loop.view.metric}
         loop.view.priors = self.store.priors(summary, self.run_id)
         self.store.record_knowledge(self.run_id, summary, loop.view.priors)
 

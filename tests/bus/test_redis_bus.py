@@ -155,6 +155,45 @@ def test_a_poison_request_goes_to_the_dead_letter_stream(redis_url):
     assert b"failed 2 deliveries" in dead[1][b"why"]
 
 
+class Slow(Counting):
+    def handle(self, message):
+        time.sleep(1.5)
+        return super().handle(message)
+
+
+def test_a_slow_but_alive_worker_keeps_its_request(redis_url):
+    stop = threading.Event()
+    slow, other = Slow(), Counting()
+    serve_in_thread(Worker("planner", slow, redis_url, name="slow", claim_after_s=0.3), stop)
+    bus = RedisBus(redis_url, timeout_s=10)
+    time.sleep(0.2)
+    reply = threading.Thread(target=lambda: bus.request("planner", REQUEST), daemon=True)
+    reply.start()
+    time.sleep(0.5)  # the slow worker has it now; a second worker starts looking for idle requests
+    serve_in_thread(Worker("planner", other, redis_url, name="other", claim_after_s=0.3), stop)
+    reply.join(10)
+    stop.set()
+    assert (slow.handled, other.handled) == (1, 0)
+
+
+def test_a_malformed_entry_is_dead_lettered_and_the_worker_goes_on(redis_url):
+    agent = Counting()
+    worker = Worker("planner", agent, redis_url)
+    worker.client.xadd(f"{PREFIX}:planner", {"junk": "1"})
+    bus = RedisBus(redis_url, timeout_s=5)
+    stop = threading.Event()
+    serve_in_thread(worker, stop)
+    assert bus.request("planner", REQUEST).tasks[0].hypothesis == "reply to step 0"
+    stop.set()
+    (dead,) = worker.client.xrange(f"{PREFIX}:planner:dead")
+    assert b"not a request" in dead[1][b"why"]
+
+
+def test_a_bad_bus_url_is_one_line():
+    with pytest.raises(DSAssistError, match="not a Redis URL"):
+        RedisBus("redis://127.0.0.1:notaport/0")
+
+
 def _message() -> str:
     from dsassist.bus.redis import _encode
 

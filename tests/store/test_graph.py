@@ -122,13 +122,14 @@ def test_documented_questions_answer_as_the_sql_queries(graph, store):
 
 def test_literals_escape_quotes_backslashes_and_newlines():
     assert literal("it's a \\ path\nnext") == "'it\\'s a \\\\ path\\nnext'"
-    assert (literal(None), literal(True), literal(3), literal(0.5), literal(float("nan"))) == (
+    assert [literal(v) for v in (None, True, 3, 0.5, float("nan"), 1e20)] == [
         "null",
         "true",
         "3",
         "0.5",
         "null",
-    )
+        "1e20",
+    ]
 
 
 def test_export_command_writes_the_statements(store, tmp_path):

@@ -85,11 +85,25 @@ def test_compare_per_template(lineage):
     assert rows["log_target"]["b_best_gain"] == pytest.approx(0.4)
 
 
-def test_raw_sql_reads_but_cannot_write(lineage):
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "DELETE FROM steps",
+        "COMMIT; DELETE FROM steps",
+        "SELECT 1; DELETE FROM steps",
+        "SET TRANSACTION READ WRITE; DELETE FROM steps",
+        "ATTACH DATABASE '{tmp}/other.db' AS other",
+        "VACUUM INTO '{tmp}/copy.db'",
+        "PRAGMA query_only = OFF",
+        "CREATE TABLE planted (x INTEGER)",
+    ],
+)
+def test_raw_sql_reads_but_cannot_write(lineage, attack, tmp_path):
     assert lineage.sql("SELECT count(*) AS n FROM steps") == [{"n": 13}]
     with pytest.raises(DSAssistError, match="query failed"):
-        lineage.sql("DELETE FROM steps")
+        lineage.sql(attack.format(tmp=tmp_path))
     assert lineage.sql("SELECT count(*) AS n FROM steps") == [{"n": 13}]
+    assert not list(tmp_path.glob("*.db"))  # nothing created either
 
 
 def test_unknown_and_ambiguous_runs_are_one_line_errors(lineage):

@@ -66,6 +66,33 @@ def test_every_earlier_version_upgrades_with_its_data(kind, start, tmp_path):
         store.close()
 
 
+def _open(where: str) -> None:
+    ProvenanceStore(where).close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_runs_opening_a_new_store_at_once_take_turns_migrating(kind, tmp_path):
+    with store_location(kind, tmp_path) as where:
+        context = multiprocessing.get_context("spawn")
+        openers = [context.Process(target=_open, args=(where,)) for _ in range(3)]
+        for p in openers:
+            p.start()
+        for p in openers:
+            p.join(120)
+        assert [p.exitcode for p in openers] == [0, 0, 0]
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path):
+    from dsassist.errors import DSAssistError
+
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("not a database " * 100)
+    with pytest.raises(DSAssistError, match="cannot be opened: file is not a database"):
+        ProvenanceStore(bogus)
+    with pytest.raises(DSAssistError, match="not a database URL"):
+        ProvenanceStore("postgresql://u:secret@host:abc/x")
+
+
 def _write_run(where: str, i: int) -> None:
     store = ProvenanceStore(where)
     record_run(store, f"{i:032d}", f"/data/t{i}.csv", f"{i:064d}", RUN_A, "roc_auc")

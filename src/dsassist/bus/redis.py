@@ -13,12 +13,15 @@ first reply per correlation id and ignores the rest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,6 +33,7 @@ from dsassist.errors import DSAssistError
 PREFIX = "dsassist"
 GROUP = "workers"
 REPLY_TTL_S = 3600  # how long a worker remembers a reply, for redeliveries
+MAX_LEN = 10_000  # entries kept per stream (about: Redis trims whole blocks)
 
 
 def message_types() -> dict[str, type[BaseModel]]:
@@ -50,16 +54,25 @@ def _decode(text: str | bytes) -> BaseModel:
     return message_types()[data["type"]].model_validate(data["body"])
 
 
+def redis_errors() -> type[Exception]:
+    import redis
+
+    return redis.RedisError
+
+
 def _connect(url: str) -> Any:
     try:
         import redis
     except ModuleNotFoundError:
         raise DSAssistError("the Redis bus needs its client: pip install 'dsassist[services]'") from None
-    client = redis.Redis.from_url(url)
+    where = url.split("@")[-1]
     try:
+        client = redis.Redis.from_url(url)
         client.ping()
+    except ValueError as exc:
+        raise DSAssistError(f"bus {where}: not a Redis URL ({exc})") from None
     except redis.RedisError as exc:
-        raise DSAssistError(f"Redis at {url.split('@')[-1]} does not answer: {exc}") from None
+        raise DSAssistError(f"Redis at {where} does not answer: {exc}") from None
     return client
 
 
@@ -75,7 +88,7 @@ class RedisBus:
     def request(self, role: str, message: BaseModel) -> BaseModel:
         correlation = uuid.uuid4().hex
         fields = {"id": correlation, "reply_to": self.replies, "message": _encode(message)}
-        self.client.xadd(f"{PREFIX}:{role}", fields)
+        self.client.xadd(f"{PREFIX}:{role}", fields, maxlen=MAX_LEN, approximate=True)
         deadline = time.monotonic() + self.timeout_s
         while (left := deadline - time.monotonic()) > 0:
             block_ms = max(1, int(min(left, 1.0) * 1000))
@@ -122,7 +135,11 @@ class Worker:
 
     def serve(self, stop: Callable[[], bool] = lambda: False) -> None:
         while not stop():
-            self.serve_once()
+            try:
+                self.serve_once()
+            except redis_errors() as exc:  # a Redis hiccup: say so, wait, go on
+                print(f"{self.role} worker: {exc}; retrying", file=sys.stderr, flush=True)
+                time.sleep(1.0)
 
     def serve_once(self, block_ms: int = 1000) -> int:
         """Claim what crashed consumers left, then read new requests; returns how many were handled."""
@@ -139,7 +156,11 @@ class Worker:
         if not data:  # the entry was trimmed from the stream
             self.client.xack(self.stream, GROUP, entry_id)
             return
-        request_id, reply_to = data[b"id"].decode(), data[b"reply_to"].decode()
+        try:
+            request_id, reply_to = data[b"id"].decode(), data[b"reply_to"].decode()
+        except (KeyError, UnicodeDecodeError):
+            self._bury(entry_id, data, "not a request: no id or reply_to")
+            return
         cache = f"{PREFIX}:reply:{request_id}"
         reply = self.client.get(cache)
         if reply is None:
@@ -148,19 +169,46 @@ class Worker:
                 self._bury(entry_id, data, f"failed {self.max_deliveries} deliveries")
                 return
             try:
-                reply = _encode(self.agent.handle(_decode(data[b"message"])))
+                with self._holding(entry_id):
+                    reply = _encode(self.agent.handle(_decode(data[b"message"])))
             except Exception as exc:  # a poison request: left pending, redelivered, buried
-                self.client.xadd(
-                    f"{PREFIX}:{self.role}:errors", {"id": request_id, "error": repr(exc)[:2000]}
-                )
+                error = {"id": request_id, "error": repr(exc)[:2000]}
+                self.client.xadd(f"{PREFIX}:{self.role}:errors", error, maxlen=MAX_LEN, approximate=True)
                 return
             self.client.set(cache, reply, ex=REPLY_TTL_S)
-        self.client.xadd(reply_to, {"id": request_id, "message": reply})
+        self._reply(reply_to, {"id": request_id, "message": reply})
         self.client.xack(self.stream, GROUP, entry_id)
+
+    @contextlib.contextmanager
+    def _holding(self, entry_id: bytes) -> Iterator[None]:
+        """While a request is handled, claim it again now and then: its idle time stays short,
+        so no other worker takes over a request that is slow but alive."""
+        done = threading.Event()
+
+        def heartbeat() -> None:
+            while not done.wait(self.claim_after_ms / 3000):
+                self.client.xclaim(self.stream, GROUP, self.name, 0, [entry_id], justid=True)
+
+        beating = threading.Thread(target=heartbeat, daemon=True)
+        beating.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beating.join()
+
+    def _reply(self, stream: str, fields: dict[Any, Any]) -> None:
+        try:
+            self.client.xadd(stream, fields)
+            self.client.expire(stream, REPLY_TTL_S)  # a controller that is gone leaves nothing behind
+        except redis_errors() as exc:  # a reply_to that is not a stream
+            if "WRONGTYPE" not in str(exc):
+                raise
 
     def _bury(self, entry_id: bytes, data: dict[bytes, bytes], why: str) -> None:
         """Dead-letter the request and tell the caller, so that it fails at once, not at its timeout."""
-        self.client.xadd(self.dead, {**data, b"why": why.encode()})
-        error = f"request moved to {self.dead}: {why}"
-        self.client.xadd(data[b"reply_to"].decode(), {"id": data[b"id"], "error": error})
+        self.client.xadd(self.dead, {**data, b"why": why.encode()}, maxlen=MAX_LEN, approximate=True)
+        if b"id" in data and b"reply_to" in data:
+            error = f"request moved to {self.dead}: {why}"
+            self._reply(data[b"reply_to"].decode(), {"id": data[b"id"], "error": error})
         self.client.xack(self.stream, GROUP, entry_id)

@@ -34,8 +34,8 @@ def literal(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else "null"
+    if isinstance(value, float):  # 1e+20 is not Cypher everywhere; 1e20 is
+        return repr(value).replace("e+", "e") if math.isfinite(value) else "null"
     text = str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
     return f"'{text}'"
 

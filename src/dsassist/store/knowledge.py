@@ -69,6 +69,7 @@ def priors(engine: Engine, summary: dict[str, Any], exclude_run: str) -> dict[st
                 func.count(func.distinct(s.c.run_id)).label("runs"),
             )
             .where(s.c.run_id.in_(runs), s.c.kind.in_(JUDGED_KINDS), s.c.gain.is_not(None))
+            .where(s.c.metric == summary.get("metric", s.c.metric))  # gains in one unit
             .group_by(s.c.template_id)
         )
         return {

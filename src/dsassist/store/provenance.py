@@ -3,17 +3,22 @@ one schema kept by Alembic migrations."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import os
 import re
+import uuid
 import warnings
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, case, create_engine, event, func, insert, select, update
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy import Engine, case, create_engine, event, func, insert, select, text, update
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dsassist.errors import DSAssistError
 from dsassist.messages import Attempt, ErrorInfo, Execution, LLMCall, Metrics, Output, Prior, StepSummary
@@ -27,12 +32,29 @@ def now() -> str:
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to a schema version, by default the newest."""
+    """Bring the database to a schema version, by default the newest; runs that open the same
+    store at once take turns (a file lock next to SQLite, an advisory lock in PostgreSQL)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with _migration_lock(engine), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(7227)"))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -54,12 +76,13 @@ def engine_for(location: str | Path) -> Engine:
         text = "postgresql+psycopg://" + text.split("://", 1)[1]  # psycopg 3, not psycopg2
     try:
         engine = create_engine(text)
+        engine.url.port  # noqa: B018 (a port that is not a number fails here, not mid-run)
     except ModuleNotFoundError as exc:
         missing = (
             f"store {safe_location(text)}: its driver {exc.name} is missing (pip install 'psycopg[binary]')"
         )
         raise DSAssistError(missing) from None
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise DSAssistError(f"store {safe_location(text)}: not a database URL ({exc})") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -74,9 +97,9 @@ class ProvenanceStore:
         self.engine = engine_for(location)
         try:
             migrate(self.engine)
-        except OperationalError as exc:
+        except (SQLAlchemyError, OSError) as exc:  # no server, not a database, no rights
             self.engine.dispose()
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise DSAssistError(f"store {safe_location(self.location)} cannot be opened: {reason}") from None
 
     def close(self) -> None:
@@ -218,7 +241,7 @@ class ProvenanceStore:
         blob = Path(self.engine.url.database).parent / "artifacts" / digest[:2] / digest
         if not blob.exists():
             blob.parent.mkdir(parents=True, exist_ok=True)
-            tmp = blob.with_suffix(".tmp")
+            tmp = blob.with_name(f".{digest}.{os.getpid()}.{uuid.uuid4().hex}")  # runs may race
             tmp.write_bytes(data)
             tmp.replace(blob)
 
@@ -312,8 +335,8 @@ def _execution(row: dict[str, Any]) -> Execution:
 
 
 def safe_location(location: str) -> str:
-    """A URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", location)
+    """A URL without its password, for messages (a raw @ in the password included)."""
+    return re.sub(r"(://[^:/@]+):.*@", r"\1:***@", location)
 
 
 class MirroredStore:
@@ -349,8 +372,15 @@ class MirroredStore:
         self._write("record_knowledge", run_id, summary, priors)
 
     def priors(self, summary: dict[str, Any], run_id: str) -> dict[str, Prior]:
-        """What the project's earlier runs on similar data teach (nothing without a project store)."""
-        return knowledge.priors(self.mirror.engine, summary, run_id) if self.mirror is not None else {}
+        """What the project's earlier runs on similar data teach (nothing without a project store,
+        or when it fails: the run plans in the library's order)."""
+        if self.mirror is None:
+            return {}
+        try:
+            return knowledge.priors(self.mirror.engine, summary, run_id)
+        except SQLAlchemyError as exc:
+            self._drop_mirror(exc)
+            return {}
 
     def spending(self, run_id: str) -> list[dict[str, Any]]:
         return self.primary.spending(run_id)
@@ -369,10 +399,14 @@ class MirroredStore:
             return
         try:
             getattr(self.mirror, method)(*args)
-        except SQLAlchemyError as exc:
-            warnings.warn(
-                f"project store {safe_location(self.mirror.location)} failed ({type(exc).__name__}); "
-                "the rest of this run is recorded in its run folder only",
-                stacklevel=2,
-            )
-            self.mirror = None
+        except (SQLAlchemyError, OSError) as exc:
+            self._drop_mirror(exc)
+
+    def _drop_mirror(self, exc: Exception) -> None:
+        assert self.mirror is not None
+        warnings.warn(
+            f"project store {safe_location(self.mirror.location)} failed ({type(exc).__name__}); "
+            "the rest of this run is recorded in its run folder only",
+            stacklevel=3,
+        )
+        self.mirror = None

@@ -7,10 +7,10 @@ rows (dicts) that the CLI prints as a table or as JSON.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
-from sqlalchemy import Select, and_, event, func, or_, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Select, and_, func, or_, select, text
 
 from dsassist.errors import DSAssistError
 from dsassist.store import schema
@@ -163,19 +163,29 @@ class Lineage:
         return self._rows(SUMMARY, {"run": self.run_id(run)})[0]
 
     def sql(self, query: str) -> list[Row]:
-        """Any query, on a connection that cannot write."""
+        """One query, on a connection that cannot write: SQLite allows only reads (an
+        authorizer: no ATTACH, no VACUUM INTO, no PRAGMA); PostgreSQL runs it as one prepared
+        statement (so no `COMMIT; ...`) in a read-only transaction."""
         engine = engine_for(self.store.location)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA query_only = ON"))
         try:
             with engine.connect() as c:
-                if engine.dialect.name == "postgresql":
-                    c.execute(text("SET TRANSACTION READ ONLY"))
-                result = c.execute(text(query))
-                return [dict(r._mapping) for r in result] if result.returns_rows else []
-        except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            raise DSAssistError(f"query failed: {reason}") from None
+                raw = c.connection.driver_connection
+                if engine.dialect.name == "sqlite":
+                    raw.set_authorizer(_read_only)
+                    cursor = raw.execute(query)
+                else:
+                    raw.rollback()
+                    raw.read_only = True  # the next transaction: this query's
+                    cursor = raw.cursor()
+                    cursor.execute(query, prepare=True)
+                names = [d[0] for d in cursor.description or []]
+                rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()] if names else []
+                raw.rollback()
+                return rows
+        except Exception as exc:  # the drivers' own errors: the query's fault, said in one line
+            if not type(exc).__module__.startswith(("sqlite3", "psycopg", "sqlalchemy")):
+                raise
+            raise DSAssistError(f"query failed: {str(exc).strip().splitlines()[0]}") from None
         finally:
             engine.dispose()
 
@@ -193,3 +203,10 @@ class Lineage:
     def _rows(self, query: str, params: dict[str, Any]) -> list[Row]:
         with self.store.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(text(query), params)]
+
+
+_READS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+
+
+def _read_only(action: int, *_: object) -> int:
+    return sqlite3.SQLITE_OK if action in _READS else sqlite3.SQLITE_DENY

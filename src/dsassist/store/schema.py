@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -151,6 +152,6 @@ artifacts = Table(  # migration 0005
     Column("kind", String(16), nullable=False),  # model, plot, report, notebook
     Column("path", Text, nullable=False),  # relative to the run folder
     Column("sha256", String(64), nullable=False, index=True),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Column("created_at", String(32), nullable=False),
 )

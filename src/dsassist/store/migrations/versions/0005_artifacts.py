@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("path", sa.Text, nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False, index=True),
-        sa.Column("size", sa.Integer, nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
     )
 
