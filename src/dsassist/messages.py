@@ -168,10 +168,14 @@ class RunView(BaseModel):
         return "\n".join(([f"({skipped} earlier steps not shown)"] if skipped > 0 else []) + lines)
 
     def refit_reserve_s(self) -> float:
-        """Seconds to keep for the final refit: it fits once and explains on two folds, about
-        one cross-validation of the best step, with a margin."""
+        """Seconds to keep for the final refit: it fits once and explains on two folds, one
+        after the other, about one sequential cross-validation of the best step, with a
+        margin. Folds that ran two at a time took half that wall time: their summed fit time
+        says what a sequential pass costs."""
         best = next((s for s in self.steps if s.id == self.best_step), None)
-        return 1.5 * best.duration_s + 5.0 if best is not None and best.metrics is not None else 0.0
+        if best is None or best.metrics is None:
+            return 0.0
+        return 1.5 * max(best.duration_s, best.metrics.fit_time_s) + 5.0
 
 
 # ---- requests and replies, one pair per agent -------------------------------------------

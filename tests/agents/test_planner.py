@@ -296,3 +296,29 @@ def test_explore_samples_are_recorded_with_their_parameters_and_build_on_a_kept_
 def test_exploration_is_reproducible():
     first, second = _simulate_upto(0.5, 40), _simulate_upto(0.5, 40)
     assert [s.params for s in first.steps] == [s.params for s in second.steps]
+
+
+def test_refit_reserve_counts_folds_that_ran_two_at_a_time_as_sequential_work():
+    from dsassist.messages import Metrics, RunView, StepSummary, Verdict
+
+    def view(duration: float, fit_time: float) -> RunView:
+        m = Metrics(
+            metric="roc_auc", higher_is_better=True, folds=[0.8], mean=0.8, std=0.0, fit_time_s=fit_time
+        )
+        best = StepSummary(
+            id=4,
+            parent=3,
+            template_id="lightgbm",
+            kind="model",
+            hypothesis="h",
+            verdict=Verdict.ACCEPTED,
+            metrics=m,
+            duration_s=duration,
+        )
+        return RunView(
+            task="binary", metric="roc_auc", steps=[best], best_step=4, time_left_s=60, steps_left=9
+        )
+
+    assert view(duration=4.0, fit_time=3.0).refit_reserve_s() == 1.5 * 4.0 + 5.0  # folds in turn
+    assert view(duration=2.0, fit_time=3.6).refit_reserve_s() == 1.5 * 3.6 + 5.0  # two at a time
+    assert RunView(task="binary", metric="roc_auc", time_left_s=60, steps_left=9).refit_reserve_s() == 0.0
