@@ -14,14 +14,14 @@ first reply per correlation id and ignores the rest.
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import os
 import socket
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -36,6 +36,7 @@ REPLY_TTL_S = 3600  # how long a worker remembers a reply, for redeliveries
 MAX_LEN = 10_000  # entries kept per stream (about: Redis trims whole blocks)
 
 
+@functools.cache
 def message_types() -> dict[str, type[BaseModel]]:
     """Every message the bus may carry, by class name."""
     return {
@@ -46,12 +47,12 @@ def message_types() -> dict[str, type[BaseModel]]:
 
 
 def _encode(message: BaseModel) -> str:
-    return json.dumps({"type": type(message).__name__, "body": message.model_dump(mode="json")})
+    return f"{type(message).__name__} {message.model_dump_json()}"
 
 
 def _decode(text: str | bytes) -> BaseModel:
-    data = json.loads(text)
-    return message_types()[data["type"]].model_validate(data["body"])
+    name, _, body = (text.decode() if isinstance(text, bytes) else text).partition(" ")
+    return message_types()[name].model_validate_json(body)
 
 
 def redis_errors() -> type[Exception]:
@@ -110,7 +111,12 @@ class RedisBus:
 
 
 class Worker:
-    """One agent serving one role: reads its group's requests, replies, acknowledges."""
+    """One agent serving one role: reads its group's requests, replies, acknowledges.
+
+    A fresh request costs two round trips to Redis: the read, and one pipeline that keeps the
+    reply, sends it and acknowledges the request. Redeliveries (requests claimed from a
+    crashed worker) are checked against the kept replies and the delivery count first.
+    """
 
     def __init__(
         self,
@@ -125,13 +131,16 @@ class Worker:
         self.client = _connect(url)
         self.stream, self.dead = f"{PREFIX}:{role}", f"{PREFIX}:{role}:dead"
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
-        self.claim_after_ms = int(claim_after_s * 1000)
+        self.claim_after_s = claim_after_s
         self.max_deliveries = max_deliveries
+        self.current: bytes | None = None  # the request being handled, kept claimed by the heartbeat
+        self.next_claim = 0.0
         try:
             self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
         except Exception as exc:  # BUSYGROUP: another worker made it first
             if "BUSYGROUP" not in str(exc):
                 raise
+        threading.Thread(target=self._heartbeat, daemon=True).start()
 
     def serve(self, stop: Callable[[], bool] = lambda: False) -> None:
         while not stop():
@@ -142,17 +151,22 @@ class Worker:
                 time.sleep(1.0)
 
     def serve_once(self, block_ms: int = 1000) -> int:
-        """Claim what crashed consumers left, then read new requests; returns how many were handled."""
-        _, claimed, _ = self.client.xautoclaim(
-            self.stream, GROUP, self.name, self.claim_after_ms, start_id="0-0", count=10
-        )
+        """Claim what crashed consumers left (now and then), then read new requests; returns
+        how many were handled."""
+        claimed = []
+        if time.monotonic() >= self.next_claim:
+            self.next_claim = time.monotonic() + self.claim_after_s / 2
+            idle_ms = int(self.claim_after_s * 1000)
+            _, claimed, _ = self.client.xautoclaim(self.stream, GROUP, self.name, idle_ms, "0-0", count=10)
         fresh = self.client.xreadgroup(GROUP, self.name, {self.stream: ">"}, count=1, block=block_ms) or []
-        entries = list(claimed) + [entry for _, batch in fresh for entry in batch]
-        for entry_id, data in entries:
-            self._handle(entry_id, data)
-        return len(entries)
+        for entry_id, data in claimed:
+            self._handle(entry_id, data, redelivered=True)
+        for _, batch in fresh:
+            for entry_id, data in batch:
+                self._handle(entry_id, data, redelivered=False)
+        return len(claimed) + sum(len(batch) for _, batch in fresh)
 
-    def _handle(self, entry_id: bytes, data: dict[bytes, bytes]) -> None:
+    def _handle(self, entry_id: bytes, data: dict[bytes, bytes], redelivered: bool) -> None:
         if not data:  # the entry was trimmed from the stream
             self.client.xack(self.stream, GROUP, entry_id)
             return
@@ -162,53 +176,56 @@ class Worker:
             self._bury(entry_id, data, "not a request: no id or reply_to")
             return
         cache = f"{PREFIX}:reply:{request_id}"
-        reply = self.client.get(cache)
-        if reply is None:
+        reply = self.client.get(cache) if redelivered else None
+        if redelivered and reply is None:
             delivered = self.client.xpending_range(self.stream, GROUP, entry_id, entry_id, 1)
             if delivered and delivered[0]["times_delivered"] > self.max_deliveries:
                 self._bury(entry_id, data, f"failed {self.max_deliveries} deliveries")
                 return
+        if reply is None:
             try:
-                with self._holding(entry_id):
-                    reply = _encode(self.agent.handle(_decode(data[b"message"])))
+                self.current = entry_id
+                reply = _encode(self.agent.handle(_decode(data[b"message"])))
             except Exception as exc:  # a poison request: left pending, redelivered, buried
                 error = {"id": request_id, "error": repr(exc)[:2000]}
                 self.client.xadd(f"{PREFIX}:{self.role}:errors", error, maxlen=MAX_LEN, approximate=True)
                 return
-            self.client.set(cache, reply, ex=REPLY_TTL_S)
-        self._reply(reply_to, {"id": request_id, "message": reply})
-        self.client.xack(self.stream, GROUP, entry_id)
+            finally:
+                self.current = None
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(cache, reply, ex=REPLY_TTL_S)  # kept first: a crash after it still answers the redelivery
+        self._reply(pipe, reply_to, {"id": request_id, "message": reply})
+        pipe.xack(self.stream, GROUP, entry_id)
+        self._execute(pipe)
 
-    @contextlib.contextmanager
-    def _holding(self, entry_id: bytes) -> Iterator[None]:
-        """While a request is handled, claim it again now and then: its idle time stays short,
-        so no other worker takes over a request that is slow but alive."""
-        done = threading.Event()
+    def _heartbeat(self) -> None:
+        """Claim the request being handled again now and then: its idle time stays short, so no
+        other worker takes over a request that is slow but alive."""
+        while True:
+            time.sleep(self.claim_after_s / 3)
+            current = self.current
+            if current is not None:
+                with contextlib.suppress(Exception):  # Redis away: serve() reports it
+                    self.client.xclaim(self.stream, GROUP, self.name, 0, [current], justid=True)
 
-        def heartbeat() -> None:
-            while not done.wait(self.claim_after_ms / 3000):
-                self.client.xclaim(self.stream, GROUP, self.name, 0, [entry_id], justid=True)
+    @staticmethod
+    def _reply(pipe: Any, stream: str, fields: dict[Any, Any]) -> None:
+        pipe.xadd(stream, fields)
+        pipe.expire(stream, REPLY_TTL_S)  # a controller that is gone leaves nothing behind
 
-        beating = threading.Thread(target=heartbeat, daemon=True)
-        beating.start()
-        try:
-            yield
-        finally:
-            done.set()
-            beating.join()
-
-    def _reply(self, stream: str, fields: dict[Any, Any]) -> None:
-        try:
-            self.client.xadd(stream, fields)
-            self.client.expire(stream, REPLY_TTL_S)  # a controller that is gone leaves nothing behind
-        except redis_errors() as exc:  # a reply_to that is not a stream
-            if "WRONGTYPE" not in str(exc):
-                raise
+    @staticmethod
+    def _execute(pipe: Any) -> None:
+        results = pipe.execute(raise_on_error=False)
+        for result in results:  # a reply_to that is not a stream only loses that reply
+            if isinstance(result, Exception) and "WRONGTYPE" not in str(result):
+                raise result
 
     def _bury(self, entry_id: bytes, data: dict[bytes, bytes], why: str) -> None:
         """Dead-letter the request and tell the caller, so that it fails at once, not at its timeout."""
-        self.client.xadd(self.dead, {**data, b"why": why.encode()}, maxlen=MAX_LEN, approximate=True)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xadd(self.dead, {**data, b"why": why.encode()}, maxlen=MAX_LEN, approximate=True)
         if b"id" in data and b"reply_to" in data:
             error = f"request moved to {self.dead}: {why}"
-            self._reply(data[b"reply_to"].decode(), {"id": data[b"id"], "error": error})
-        self.client.xack(self.stream, GROUP, entry_id)
+            self._reply(pipe, data[b"reply_to"].decode(), {"id": data[b"id"], "error": error})
+        pipe.xack(self.stream, GROUP, entry_id)
+        self._execute(pipe)
