@@ -91,14 +91,6 @@ class KernelState(BaseModel):
     def has(self, name: str) -> bool:
         return any(v.name == name for v in self.variables)
 
-    def summary(self, limit: int = 40) -> str:
-        lines = [f"imports: {', '.join(self.modules)}"]
-        for v in self.variables[:limit]:
-            shape = f" {v.shape}" if v.shape else ""
-            detail = f" {v.detail}" if v.detail else ""
-            lines.append(f"{v.name}: {v.type}{shape}{detail}")
-        return "\n".join(lines)
-
 
 class Task(BaseModel):
     """One minimal subtask: a hypothesis to test with one template."""

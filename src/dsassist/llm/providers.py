@@ -128,7 +128,7 @@ class _faults:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: type | None, exc: BaseException | None, _tb: object) -> bool:
         sdk = self.sdk
         if exc is None or isinstance(exc, TransientError | CallError):
             return False
