@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ from dsassist.agents import (
 from dsassist.bus import Agent, Bus, InProcessBus
 from dsassist.bus.redis import RedisBus, Worker
 from dsassist.config import RunConfig
-from dsassist.controller import Controller, Loop, Progress, latest_checkpoint
+from dsassist.controller import Controller, Loop, Progress
 from dsassist.data import check_target, infer_task, read_table
 from dsassist.errors import DSAssistError
 from dsassist.llm.prompts import clip
@@ -38,7 +39,9 @@ from dsassist.llm.router import Router
 from dsassist.llm.settings import CONFIG_FILE, Settings, load_settings
 from dsassist.messages import Answer, AnswerRequest, Prior, RunView, StepSummary, Verdict
 from dsassist.report import answer_for, write_notebook, write_report
-from dsassist.sandbox import Sandbox
+from dsassist.sandbox import Executor, Sandbox
+from dsassist.sandbox.isolation import next_kernel_uid
+from dsassist.sandbox.remote import RaySandbox, connect
 from dsassist.store import MirroredStore, ProvenanceStore
 from dsassist.store.provenance import safe_location
 from dsassist.store.queries import Lineage
@@ -139,7 +142,7 @@ def _run(
     clients = _clients(settings)  # a missing key fails here, before anything is written
     _check_bus(cfg, settings)  # so does a dead Redis
     out = cfg.out.resolve()
-    sandbox = _sandbox(cfg, out, dataset.path)
+    sandboxes = _sandboxes(cfg, out, dataset.path)  # so does a Ray cluster out of reach
     mirror = _open_project_store(project_store(store, settings))  # so does a dead server
     _prepare_folder(out, cfg.overwrite)
 
@@ -159,7 +162,7 @@ def _run(
     )
     loop = Loop(view=_view(cfg, task, metric, dataset.path))
     router = _router(settings, clients, store, run_id)
-    return _drive(loop, cfg, templates, sandbox, store, run_id, dataset.sha256, on_step, router)
+    return _drive(loop, cfg, templates, sandboxes, store, run_id, dataset.sha256, on_step, router)
 
 
 def resume(
@@ -194,10 +197,10 @@ def resume(
     for step, execution, code in own.load_steps(run_row["id"]):
         loop.add(step, execution, code)
     loop.view.priors = {k: Prior.model_validate(v) for k, v in (run_row["priors"] or {}).items()}
-    sandbox = _sandbox(cfg, out, dataset.path)
+    sandboxes = _sandboxes(cfg, out, dataset.path)
     spent = sum(s.duration_s for s in loop.view.steps)
     return _drive(
-        loop, cfg, templates, sandbox, recorder, run_row["id"], dataset.sha256, on_step, router, spent
+        loop, cfg, templates, sandboxes, recorder, run_row["id"], dataset.sha256, on_step, router, spent
     )
 
 
@@ -249,23 +252,40 @@ def _view(cfg: RunConfig, task: str, metric: str, data: Path) -> RunView:
     )
 
 
-def _sandbox(cfg: RunConfig, out: Path, data: Path) -> Sandbox:
+def _sandboxes(cfg: RunConfig, out: Path, data: Path) -> list[Executor]:
+    """One kernel per parallel branch, here or in Ray actors. They share the run's work folder
+    and kernel user, so that any of them can continue from any step's checkpoint."""
     # the kernel writes only to work/: the database and the report stay out of its reach
-    return Sandbox(
-        out / "work",
-        read_only=(data,),
-        artifacts=out / "artifacts",
-        log=out / "kernel.log",  # out of the kernel's reach: it could swap its own files for links
-        preload=TABULAR_MODULES,
+    options: dict[str, Any] = {
+        "read_only": (data,),
+        "artifacts": out / "artifacts",
+        "log": out / "kernel.log",  # out of the kernel's reach: it could swap its own files for links
+        "preload": TABULAR_MODULES,
+        "uid": next_kernel_uid(),
+        "cores": cfg.cores or _cores_per_branch(cfg),
         **cfg.sandbox_options(),
-    )
+    }
+    if cfg.ray_address and cfg.executor != "ray":
+        raise DSAssistError("--ray-address needs --executor ray")
+    if cfg.executor == "ray":
+        connect(cfg.ray_address, cfg.parallel)
+        return [RaySandbox(out / "work", **options) for _ in range(cfg.parallel)]
+    first = Sandbox(out / "work", **options)
+    return [first, *(first.sibling() for _ in range(cfg.parallel - 1))]
+
+
+def _cores_per_branch(cfg: RunConfig) -> int:
+    """This machine's cores shared between the branches; on a Ray cluster, one per kernel."""
+    if cfg.executor == "ray" and cfg.ray_address:
+        return 1
+    return max(1, (os.cpu_count() or 1) // cfg.parallel)
 
 
 def _drive(
     loop: Loop,
     cfg: RunConfig,
     templates: list[Template],
-    sandbox: Sandbox,
+    sandboxes: list[Executor],
     store: MirroredStore,
     run_id: str,
     sha256: str,
@@ -278,11 +298,11 @@ def _drive(
     bus = RedisBus(cfg.bus) if cfg.bus else InProcessBus(agents(templates, router, cfg.explore_share))
     status = "finished"
     try:
-        with sandbox:
-            checkpoint = latest_checkpoint(cfg.out.resolve() / "checkpoints", loop)
-            if checkpoint is not None:
-                sandbox.restore(checkpoint)
-            Controller(bus, sandbox, store, run_id, cfg, on_step, spent_s).run(loop)
+        with contextlib.ExitStack() as kernels:
+            for sandbox in sandboxes:
+                sandbox.start()
+                kernels.callback(sandbox.close)
+            Controller(bus, sandboxes, store, run_id, cfg, on_step, spent_s).run(loop)
     except KeyboardInterrupt:
         status, loop.stop_reason = "interrupted", "interrupted by the user"
     result = _finish(

@@ -92,6 +92,14 @@ def run(
         str | None,
         typer.Option(help="redis://host:6379/0: agents served by `dsassist worker` (default: in process)"),
     ] = None,
+    executor: Annotated[str, typer.Option(help="where kernels run: local, or ray (Ray actors)")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="auto or ray://host:10001 (default: start Ray here)")
+    ] = None,
+    parallel: Annotated[int, typer.Option(help="branches of the experiment tree run at once")] = 1,
+    cores: Annotated[
+        int | None, typer.Option(help="cores per kernel (default: this machine's / --parallel)")
+    ] = None,
     max_steps: Annotated[int, typer.Option(help="most steps to run")] = 40,
     seed: Annotated[int, typer.Option()] = 0,
     metric: Annotated[
@@ -124,6 +132,10 @@ def run(
             config=config,
             store=store,
             bus=bus,
+            executor=executor,
+            ray_address=ray_address,
+            parallel=parallel,
+            cores=cores,
             on_step=view,
             max_steps=max_steps,
             seed=seed,

@@ -48,6 +48,10 @@ class RunConfig(BaseModel):
     explore_share: float = Field(0.3, ge=0.0, le=1.0)  # time for Bayesian parameter sampling
     config_file: Path | None = None  # dsassist.toml: models, routes and the dollar budget
     bus: str | None = None  # redis://...: agents served by `dsassist worker`; None: in this process
+    executor: Literal["local", "ray"] = "local"  # where the kernels run: here, or in Ray actors
+    ray_address: str | None = None  # auto, ray://host:10001; None: start Ray on this machine
+    parallel: int = Field(1, ge=1, le=256)  # branches of the experiment tree run at once
+    cores: int | None = Field(None, ge=1)  # per kernel; None: this machine's cores / parallel
     # the sandbox: isolation and per-kernel limits (None switches a limit off)
     isolation: Literal["auto", "strict", "none"] = "auto"
     memory_mb: int | None = Field(4096, ge=1024)  # address space: a kernel maps ~700 MB to start

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from dsassist.bus import Bus
 from dsassist.config import RunConfig
@@ -13,6 +19,7 @@ from dsassist.messages import (
     Attempt,
     Cell,
     CodeRequest,
+    ErrorInfo,
     EvaluateRequest,
     Evaluation,
     Execution,
@@ -27,7 +34,7 @@ from dsassist.messages import (
     Task,
     Verdict,
 )
-from dsassist.sandbox import Sandbox
+from dsassist.sandbox import Executor, WorkerLost
 from dsassist.sandbox.checkpoint import Checkpoint
 from dsassist.store import MirroredStore
 from dsassist.store.knowledge import summarize
@@ -36,6 +43,8 @@ from dsassist.store.provenance import now
 ACCEPT_CELL = "spec = candidate_spec"
 RECHECK_CELL = "recheck_record = recheck(candidate_spec, spec, columns, X, y, VALIDATION, METRIC, TASK, SEED)"
 STEP_SHARE = 0.3  # the largest share of the budget one cell may take
+Reply = TypeVar("Reply", bound=BaseModel)
+WORKER_RETRIES = 2  # times a step starts again after the worker holding its kernel died
 
 
 @dataclass
@@ -53,7 +62,6 @@ class Loop:
     """The run's memory: every step, the best one, and the cells of the winning path."""
 
     view: RunView
-    head: int | None = None  # the step whose state the kernel holds
     cells: dict[int, str] = field(default_factory=dict)  # step id -> code that ran successfully
     executions: dict[int, Execution] = field(default_factory=dict)  # step id -> its last run
     stop_reason: str = ""
@@ -78,7 +86,6 @@ class Loop:
         self.executions[step.id] = execution
         if step.verdict in (Verdict.ACCEPTED, Verdict.DONE):
             self.cells[step.id] = code
-            self.head = step.id
         if step.verdict == Verdict.ACCEPTED and self._beats_best(step):
             self.view.best_step = step.id
         if step.kind == "profile" and step.verdict == Verdict.DONE:
@@ -86,70 +93,155 @@ class Loop:
             self.view.profile = records[-1] if records else {}
 
 
+@dataclass
+class Branch:
+    """One kernel of the run, and the step whose state it holds."""
+
+    sandbox: Executor
+    head: int | None = None
+
+
+@dataclass
+class Outcome:
+    """What a step's kernel work produced: every attempt, the verdict, the state saved after it."""
+
+    attempts: list[Attempt]
+    evaluation: Evaluation
+    checkpoint: Checkpoint | None = None
+
+
 class Controller:
-    """Runs steps until the planner is done, the budget is spent or the steps run out."""
+    """Runs steps until the planner is done, the budget is spent or the steps run out.
+
+    With several kernels, judged hypotheses run on parallel branches, each kernel restored
+    from its step's parent checkpoint. Agent calls and records take turns under one lock:
+    only the kernels' work overlaps.
+    """
 
     def __init__(
         self,
         bus: Bus,
-        sandbox: Sandbox,
+        sandboxes: list[Executor],
         store: MirroredStore,
         run_id: str,
         cfg: RunConfig,
         on_step: Callable[[Progress], None] | None = None,
         spent_s: float = 0.0,
     ) -> None:
-        self.bus, self.sandbox, self.store, self.run_id, self.cfg = bus, sandbox, store, run_id, cfg
+        self.bus, self.store, self.run_id, self.cfg = bus, store, run_id, cfg
+        self.branches = [Branch(sandbox) for sandbox in sandboxes]
         self.notes = cfg.out.resolve() / "steps"
         self.checkpoints = cfg.out.resolve() / "checkpoints"
         self.on_step = on_step or (lambda _: None)
         self.started = time.monotonic() - spent_s  # a resumed run has spent part of its budget
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()  # set when the loop ends early: late steps record nothing
 
     def time_left(self) -> float:
         return self.cfg.budget_s - (time.monotonic() - self.started)
 
     def run(self, loop: Loop) -> Loop:
-        while True:
-            loop.view.time_left_s = self.time_left()
-            loop.view.steps_left = self.cfg.max_steps - len(loop.view.steps)
-            spent = loop.view.steps_left <= 0 or loop.view.time_left_s <= 0
-            refit_due = loop.best is not None and not any(s.kind == "final" for s in loop.view.steps)
-            if spent and not refit_due:  # with a model to save, the planner plans the refit now
-                loop.stop_reason = "budget spent" if loop.view.time_left_s <= 0 else "step limit reached"
-                return loop
-            plan = self.bus.request("planner", PlanRequest(run=loop.view))
-            assert isinstance(plan, Plan)
-            if plan.done or not plan.tasks:
-                loop.stop_reason = loop.stop_reason or plan.reason
-                return loop
-            if plan.tasks[0].kind == "final":  # why the run is ending: budget, or nothing left
-                loop.stop_reason = plan.reason
-            for task in plan.tasks:
-                step = self.step(loop, task)
-                self.on_step(Progress(step, loop.best, time.monotonic() - self.started, self.time_left()))
+        ids = itertools.count(max((s.id for s in loop.view.steps), default=-1) + 1)
+        free = list(self.branches)
+        running: dict[Future[StepSummary], tuple[Task, Branch]] = {}
+        pool = ThreadPoolExecutor(len(self.branches), thread_name_prefix="branch")
+        try:
+            while True:
+                with self.lock:
+                    stop = self._refresh(loop, [task for task, _ in running.values()])
+                    plan = Plan(done=True) if stop else self._ask("planner", PlanRequest(run=loop.view), Plan)
+                if running and (stop or plan.wait or plan.done or not plan.tasks):
+                    self._finished(loop, running, free)
+                    continue
+                if stop or plan.done or not plan.tasks:
+                    loop.stop_reason = stop or loop.stop_reason or plan.reason
+                    return loop
+                if plan.tasks[0].kind == "final":  # why the run is ending: budget, or nothing left
+                    loop.stop_reason = plan.reason
+                for task in plan.tasks:
+                    while not free:
+                        self._finished(loop, running, free)
+                    branch = free.pop(0)
+                    running[pool.submit(self.step, loop, task, next(ids), branch)] = (task, branch)
+        finally:
+            self.stopping.set()
+            pool.shutdown(wait=not running, cancel_futures=True)
 
-    def step(self, loop: Loop, task: Task) -> StepSummary:
-        """One hypothesis: code it, run it, fix it in place if it fails, judge it, learn from it."""
+    def _refresh(self, loop: Loop, running: list[Task]) -> str:
+        """Bring the planner's view up to date; the reason to stop, if the budget is spent.
+
+        With a model to save, a spent budget still lets the planner plan the refit."""
+        view = loop.view
+        view.running = running
+        view.time_left_s = self.time_left()
+        view.steps_left = self.cfg.max_steps - len(view.steps) - len(running)
+        refit_due = loop.best is not None and not any(s.kind == "final" for s in view.steps)
+        if refit_due:
+            return ""
+        if view.time_left_s <= 0:
+            return "budget spent"
+        return "step limit reached" if view.steps_left <= 0 else ""
+
+    def _finished(
+        self, loop: Loop, running: dict[Future[StepSummary], tuple[Task, Branch]], free: list[Branch]
+    ) -> None:
+        """Wait for a running step to finish; its branch is free again."""
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            free.append(running.pop(future)[1])
+            step = future.result()  # an error in a step ends the run here
+            self.on_step(Progress(step, loop.best, time.monotonic() - self.started, self.time_left()))
+
+    def _ask(self, role: str, message: BaseModel, reply: type[Reply]) -> Reply:
+        with self.lock:
+            answer = self.bus.request(role, message)
+        assert isinstance(answer, reply)
+        return answer
+
+    def step(self, loop: Loop, task: Task, step_id: int, branch: Branch) -> StepSummary:
+        """One hypothesis: code it, run it, fix it in place if it fails, judge it, learn from it.
+
+        A worker that dies with the kernel starts the step again from its parent's
+        checkpoint; each loss is recorded as an attempt."""
         started_at, t0 = now(), time.monotonic()
-        step_id = len(loop.view.steps)
-        parent = loop.by_id(task.parent)
-        if parent is not None and parent.id != loop.head:
-            self._branch(loop, parent.id)
-        state = self.sandbox.state()
-        request = CodeRequest(task=task, state=state, step_id=step_id, history=loop.view.history())
-        cell = self.bus.request("coder", request)
-        assert isinstance(cell, Cell)
-        attempts: list[Attempt] = []
+        lost: list[Attempt] = []
+        while True:
+            try:
+                outcome = self._run(loop, task, step_id, branch)
+                break
+            except WorkerLost as exc:
+                branch.head = None  # the new kernel holds nothing yet
+                error = ErrorInfo(name="WorkerLost", value=str(exc))
+                feedback = "the step starts again from its parent's checkpoint on a new worker"
+                lost.append(Attempt(code="", execution=Execution(ok=False, error=error), feedback=feedback))
+                if len(lost) > WORKER_RETRIES:
+                    failed = Evaluation(verdict=Verdict.FAILED, feedback=f"the worker died {len(lost)} times")
+                    outcome = Outcome([], failed)
+                    break
+        outcome.attempts[:0] = lost
+        kept = outcome.evaluation.verdict in (Verdict.ACCEPTED, Verdict.DONE)
+        branch.head = step_id if kept else branch.head
+        return self._record(loop, task, step_id, outcome, started_at, time.monotonic() - t0)
+
+    def _run(self, loop: Loop, task: Task, step_id: int, branch: Branch) -> Outcome:
+        """The step's work on its kernel, up to the checkpoint of the state it leaves."""
+        with self.lock:
+            parent = loop.by_id(task.parent)
+            history = loop.view.history()
+            replay = [code for _, code in chain(loop, task.parent)]
+        if parent is not None and parent.id != branch.head:
+            self._branch(branch, parent.id)
+        sandbox = branch.sandbox
+        request = CodeRequest(task=task, state=sandbox.state(), step_id=step_id, history=history)
+        cell = self._ask("coder", request, Cell)
         if cell.gave_up:  # no cell to run: nothing was executed
             failed = Evaluation(verdict=Verdict.FAILED, feedback=f"no cell was written ({cell.rule})")
-            attempts.append(Attempt(code="", execution=Execution(ok=False), feedback=failed.feedback))
-            return self._record(
-                loop, task, step_id, attempts, failed, parent, started_at, time.monotonic() - t0
-            )
+            nothing = Attempt(code="", execution=Execution(ok=False), feedback=failed.feedback)
+            return Outcome([nothing], failed)
+        attempts: list[Attempt] = []
         while True:
-            timeout = self._timeout(task, loop.view)
-            execution = self.sandbox.execute(cell.code, timeout=timeout)
-            evaluation = self.bus.request(
+            execution = sandbox.execute(cell.code, timeout=self._timeout(task, loop.view))
+            evaluation = self._ask(
                 "evaluator",
                 EvaluateRequest(
                     task=task,
@@ -161,8 +253,8 @@ class Controller:
                     max_attempts=self.cfg.max_fix_attempts,
                     can_recheck=self._can_recheck(execution, loop.view),
                 ),
+                Evaluation,
             )
-            assert isinstance(evaluation, Evaluation)
             attempts.append(
                 Attempt(code=cell.code, execution=execution, feedback=evaluation.feedback, fix_rule=cell.rule)
             )
@@ -174,21 +266,26 @@ class Controller:
                 execution=execution,
                 feedback=evaluation.feedback,
                 attempt=len(attempts),
-                state=self.sandbox.state(),
+                state=sandbox.state(),
                 tried=[a.code for a in attempts],
                 step_id=step_id,
             )
-            cell = self.bus.request("coder", fix)
-            assert isinstance(cell, Cell)
+            cell = self._ask("coder", fix, Cell)
             if cell.gave_up:
                 evaluation = evaluation.model_copy(update={"verdict": Verdict.FAILED})
                 break
         if evaluation.verdict == Verdict.RECHECK:
-            evaluation = self._recheck(task, attempts[-1].execution, parent, loop.view)
+            evaluation = self._recheck(sandbox, task, attempts[-1].execution, parent, loop.view)
             attempts[-1] = attempts[-1].model_copy(update={"feedback": evaluation.feedback})
-        return self._record(
-            loop, task, step_id, attempts, evaluation, parent, started_at, time.monotonic() - t0
-        )
+        if evaluation.verdict == Verdict.FAILED:
+            return Outcome(attempts, evaluation)
+        accepted = evaluation.verdict == Verdict.ACCEPTED
+        if accepted:
+            sandbox.execute(ACCEPT_CELL)
+        if evaluation.verdict in (Verdict.ACCEPTED, Verdict.DONE):
+            replay.append(_replayed(attempts[-1].code, accepted))
+        checkpoint = sandbox.checkpoint(f"step-{step_id:03d}", replay=replay)
+        return Outcome(attempts, evaluation, checkpoint)
 
     def _can_recheck(self, execution: Execution, view: RunView) -> bool:
         """Scoring candidate and parent again costs about twice the step: only if that fits."""
@@ -197,10 +294,10 @@ class Controller:
         return self.time_left() - view.refit_reserve_s() > 3 * fit_s + 1.0
 
     def _recheck(
-        self, task: Task, execution: Execution, parent: StepSummary | None, view: RunView
+        self, sandbox: Executor, task: Task, execution: Execution, parent: StepSummary | None, view: RunView
     ) -> Evaluation:
         """Decide a near-tie on new folds; if that cell fails, the tie stays unproven."""
-        rerun = self.sandbox.execute(RECHECK_CELL, timeout=self._timeout(task, view))
+        rerun = sandbox.execute(RECHECK_CELL, timeout=self._timeout(task, view))
         records = rerun.records("recheck")
         recheck = (
             Recheck.model_validate(records[-1])
@@ -210,9 +307,7 @@ class Controller:
         request = EvaluateRequest(
             task=task, execution=execution, parent=parent.metrics if parent else None, recheck=recheck
         )
-        evaluation = self.bus.request("evaluator", request)
-        assert isinstance(evaluation, Evaluation)
-        return evaluation
+        return self._ask("evaluator", request, Evaluation)
 
     def _learn(self, loop: Loop) -> None:
         """Look up how each template fared on similar data in earlier runs, once the profile is
@@ -236,19 +331,18 @@ class Controller:
         cap = max(10.0, STEP_SHARE * self.cfg.budget_s)
         return max(1.0, min(self.cfg.cell_timeout_s, cap, self.time_left() - view.refit_reserve_s()))
 
-    def _branch(self, loop: Loop, step_id: int) -> None:
+    def _branch(self, branch: Branch, step_id: int) -> None:
         """Continue from an earlier step: its checkpoint, restored into a pooled kernel."""
         path = self.checkpoints / f"step-{step_id:03d}.json"
-        self.sandbox.branch(Checkpoint.model_validate_json(path.read_text()))
-        loop.head = step_id
+        branch.sandbox.branch(Checkpoint.model_validate_json(path.read_text()))
+        branch.head = step_id
 
-    def _checkpoint(self, step_id: int, replay: list[str]) -> None:
-        """Save the kernel state after a step, before the step is recorded as done.
+    def _save(self, checkpoint: Checkpoint) -> None:
+        """Write a step's checkpoint manifest before the step is recorded as done.
 
         The manifest lives in the run folder, out of the kernel's reach; a resumed run
-        restores the newest one.
+        branches from the checkpoints of recorded steps only.
         """
-        checkpoint = self.sandbox.checkpoint(f"step-{step_id:03d}", replay=replay)
         folder = self.checkpoints
         folder.mkdir(exist_ok=True)
         tmp = folder / f".{checkpoint.label}.json.tmp"
@@ -256,17 +350,9 @@ class Controller:
         tmp.replace(folder / f"{checkpoint.label}.json")  # a kill mid-write leaves the old state
 
     def _record(
-        self,
-        loop: Loop,
-        task: Task,
-        step_id: int,
-        attempts: list[Attempt],
-        evaluation: Evaluation,
-        parent: StepSummary | None,
-        started_at: str,
-        duration: float,
+        self, loop: Loop, task: Task, step_id: int, outcome: Outcome, started_at: str, duration: float
     ) -> StepSummary:
-        last = attempts[-1]
+        attempts, evaluation = outcome.attempts, outcome.evaluation
         step = StepSummary(
             id=step_id,
             parent=task.parent,
@@ -281,21 +367,26 @@ class Controller:
             attempts=len(attempts),
             error=evaluation.feedback if evaluation.verdict == Verdict.FAILED else None,
         )
-        if step.verdict == Verdict.ACCEPTED:
-            self.sandbox.execute(ACCEPT_CELL)
-        reflection = self.bus.request(
-            "reflector", ReflectRequest(step=step, attempts=attempts, parent=parent)
-        )
-        assert isinstance(reflection, Reflection)
-        step.lesson = reflection.lesson
-        loop.add(step, last.execution, last.code)
-        if step.kind == "profile" and step.verdict == Verdict.DONE:
-            self._learn(loop)
-        if step.verdict != Verdict.FAILED:
-            self._checkpoint(step_id, [code for _, code in chain(loop, step_id)])
-        self.store.record_step(self.run_id, step, attempts, started_at)
-        _write_note(self.notes, step, reflection.note)
+        with self.lock:
+            if self.stopping.is_set():  # the run ended while this step ran: a resume redoes it
+                return step
+            parent = loop.by_id(task.parent)
+            request = ReflectRequest(step=step, attempts=attempts, parent=parent)
+            reflection = self._ask("reflector", request, Reflection)
+            step.lesson = reflection.lesson
+            loop.add(step, attempts[-1].execution, attempts[-1].code)
+            if step.kind == "profile" and step.verdict == Verdict.DONE:
+                self._learn(loop)
+            if outcome.checkpoint is not None:
+                self._save(outcome.checkpoint)
+            self.store.record_step(self.run_id, step, attempts, started_at)
+            _write_note(self.notes, step, reflection.note)
         return step
+
+
+def _replayed(code: str, accepted: bool) -> str:
+    """A kept step's cell as replay runs it: an accepted one ends with its accept line."""
+    return code.rstrip() + (f"\n{ACCEPT_CELL}" if accepted else "")
 
 
 def chain(loop: Loop, step_id: int | None) -> list[tuple[StepSummary, str]]:
@@ -308,8 +399,7 @@ def chain(loop: Loop, step_id: int | None) -> list[tuple[StepSummary, str]]:
     step = loop.by_id(step_id)
     while step is not None:
         if step.id in loop.cells:
-            accepted = step.verdict == Verdict.ACCEPTED
-            path.append((step, loop.cells[step.id].rstrip() + (f"\n{ACCEPT_CELL}" if accepted else "")))
+            path.append((step, _replayed(loop.cells[step.id], step.verdict == Verdict.ACCEPTED)))
         step = loop.by_id(step.parent)
     return path[::-1]
 
@@ -318,15 +408,6 @@ def winning_path(loop: Loop) -> list[tuple[StepSummary, str]]:
     """The chain that ends in the final refit (or, before it, in the best step)."""
     final = next((s.id for s in loop.view.steps if s.kind == "final" and s.id in loop.cells), None)
     return chain(loop, final if final is not None else loop.view.best_step)
-
-
-def latest_checkpoint(folder: Path, loop: Loop) -> Checkpoint | None:
-    """The newest checkpoint of a recorded step (a later one belongs to a step that never finished)."""
-    for step in reversed(loop.view.steps):
-        path = folder / f"step-{step.id:03d}.json"
-        if path.is_file():
-            return Checkpoint.model_validate_json(path.read_text())
-    return None
 
 
 def _write_note(folder: Path, step: StepSummary, note: str) -> None:

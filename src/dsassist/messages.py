@@ -152,6 +152,7 @@ class RunView(BaseModel):
     steps_left: int
     options: dict[str, Any] = Field(default_factory=dict)  # user choices: group column, time column
     priors: dict[str, Prior] = Field(default_factory=dict)  # template id -> earlier runs on similar data
+    running: list[Task] = Field(default_factory=list)  # started on parallel branches, not finished
 
     def history(self, limit: int = 12) -> str:
         """The latest steps, one line each: what was tried and what came of it."""
@@ -180,6 +181,7 @@ class PlanRequest(BaseModel):
 class Plan(BaseModel):
     tasks: list[Task] = Field(default_factory=list)
     done: bool = False
+    wait: bool = False  # nothing can start until a running step has finished
     reason: str = ""
 
 

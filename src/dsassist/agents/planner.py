@@ -47,21 +47,23 @@ class Planner:
             return Plan(done=True, reason="the final model is saved")
         final = self._final(run)
         if final is not None and self._must_finish(run):
-            return Plan(tasks=[final], reason="budget: time for the final refit only")
+            return _beside_running(run, Plan(tasks=[final], reason="budget: time for the final refit only"))
         exploit = self._next(run, explore=False)
         explore = self._next(run, explore=True) if self.base_share(run) > 0 else None
         if exploit is not None and (
             explore is None or exploit.kind in MANDATORY or not self._explore_due(run)
         ):
-            return Plan(tasks=[exploit])
+            return _beside_running(run, Plan(tasks=[exploit]))
         if explore is not None:
-            return Plan(tasks=[explore])
+            return _beside_running(run, Plan(tasks=[explore]))
+        if run.running:
+            return Plan(wait=True, reason="what comes next depends on the running steps")
         if final is not None:
             return Plan(tasks=[final], reason="every applicable hypothesis was tested")
         return Plan(done=True, reason="no step applies: an earlier set-up step failed")
 
     def _next(self, run: RunView, explore: bool) -> Task | None:
-        tried = {(s.template_id, _key(s.params)) for s in run.steps}
+        tried = {(s.template_id, _key(s.params)) for s in [*run.steps, *run.running]}
         for template in ordered(self.templates, run):
             if template.kind == "final" or (template.kind == "explore") != explore:
                 continue
@@ -92,10 +94,13 @@ class Planner:
         if self.base_share(run) >= 1.0:
             return True
         # counted in steps, not seconds: wall times vary, and the same seed must give the same run
-        explore, exploit = _arms(run)
+        explore, exploit = (len(arm) for arm in _arms(run))
         if not explore and not exploit:
             return False  # cheap, informative exploitation first
-        return len(explore) / (len(explore) + len(exploit)) < self.share(run)
+        # the running steps count too, or parallel branches would all pick the same arm
+        explore += sum(t.kind == "explore" for t in run.running)
+        exploit += sum(t.kind != "explore" for t in run.running)
+        return explore / (explore + exploit) < self.share(run)
 
     def _final(self, run: RunView) -> Task | None:
         params = self.final.applies(run)
@@ -141,6 +146,8 @@ class ModelPlanner(Planner):
         if question and ready and self.pending is None:
             analysed = [s for s in run.steps if s.kind == "analysis"]
             self.pending = _unfinished(analysed) if analysed else self._subtasks(run, question)
+        if self.pending and run.running:
+            return Plan(wait=True, reason="a subtask starts from every step before it")
         if self.pending:
             task = self.pending.pop(0)
             done = [s.id for s in run.steps if s.verdict == Verdict.DONE]
@@ -178,6 +185,16 @@ def _unfinished(analysed: list[StepSummary]) -> list[Task]:
     plan = analysed[-1].params.get("plan", [])
     done = {s.hypothesis for s in analysed}
     return [_subtask(h, plan) for h in plan if h not in done]
+
+
+def _beside_running(run: RunView, plan: Plan) -> Plan:
+    """A step may start while others run only if it and they are judged hypotheses on an
+    established best pipeline: set-up steps, subtasks and the final refit need every step
+    before them to have finished."""
+    independent = all(t.judged for t in [*plan.tasks, *run.running]) and run.best_step is not None
+    if not run.running or independent:
+        return plan
+    return Plan(wait=True, reason="the next step needs the running ones to finish")
 
 
 def ordered(templates: list[Template], run: RunView) -> list[Template]:

@@ -23,7 +23,7 @@ class Checkpoint(BaseModel):
 # Defined in every kernel at start; the leading underscore keeps them out of state summaries.
 KERNEL_CODE = r"""
 def _dsassist_checkpoint(folder):
-    import hashlib, json, os, types
+    import hashlib, json, os, types, uuid
     import cloudpickle
     shell = get_ipython()
     hidden = set(shell.user_ns_hidden)
@@ -44,9 +44,11 @@ def _dsassist_checkpoint(folder):
         sha = hashlib.sha256(blob).hexdigest()
         path = os.path.join(objects, sha)
         if not os.path.exists(path):
-            with open(path + '.tmp', 'wb') as f:
+            # kernels of parallel branches share the store: each writes its own temporary file
+            tmp = f'{path}.{uuid.uuid4().hex}.tmp'
+            with open(tmp, 'wb') as f:
                 f.write(blob)
-            os.replace(path + '.tmp', path)  # a kill mid-write leaves no half object
+            os.replace(tmp, path)  # a kill mid-write leaves no half object
             out['new_bytes'] += len(blob)
         out['objects'][name] = sha
     return json.dumps(out)

@@ -27,7 +27,7 @@ FIRST_KERNEL_UID = 200_000
 _uids = itertools.count()
 
 
-def _next_uid() -> int:
+def next_kernel_uid() -> int:
     return FIRST_KERNEL_UID + (os.getpid() * 1024 + next(_uids)) % 1_000_000
 
 
@@ -46,6 +46,7 @@ class Limits:
     processes: int | None = 256  # processes of the kernel's user
     file_mb: int | None = 1024  # largest file the kernel may write
     output_kb: int = 256  # per stream and cell; head and tail are kept
+    cores: int | None = None  # threads the kernel's libraries may use (its share of the CPUs)
 
 
 class IsolationUnavailable(DSAssistError):
@@ -60,6 +61,7 @@ class Confinement:
     limits: Limits = field(default_factory=Limits)
     isolation: Isolation = "auto"
     read_only: tuple[Path, ...] = ()  # extra paths the kernel must see (the dataset)
+    uid: int | None = None  # the kernel user; kernels sharing a folder must share it
 
     def __post_init__(self) -> None:
         if self.isolation not in ("auto", "strict", "none"):
@@ -78,7 +80,10 @@ class Confinement:
             )
         # only inside bubblewrap: outside it the interpreter may sit in root's private home
         self.drop_privileges = os.geteuid() == 0 and self.bwrap
-        self.uid = _next_uid() if self.drop_privileges else os.geteuid()
+        if not self.drop_privileges:
+            self.uid = os.geteuid()
+        elif self.uid is None:
+            self.uid = next_kernel_uid()
 
     def prepare(self, *folders: Path) -> None:
         """Make the folders the kernel writes to, and all in them, its own.
@@ -101,6 +106,9 @@ class Confinement:
         env = {k: v for k, v in os.environ.items() if k in ENV_ALLOW or k.startswith(ENV_ALLOW_PREFIX)}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         env.update(HOME=str(self.workdir), PYTHONHASHSEED="0", MPLCONFIGDIR=str(self.workdir / ".config"))
+        if self.limits.cores:  # kernels on parallel branches share the machine's cores
+            threads = str(self.limits.cores)
+            env.update(DSASSIST_CORES=threads, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
         return env
 
     def wrap(self, command: list[str], writable: list[Path]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import base64
 import collections
+import copy
 import hashlib
 import json
 import os
@@ -151,15 +152,19 @@ class Sandbox:
         kernel_name: str = "python3",
         startup_timeout: float = 60.0,
         interrupt_grace_s: float = 5.0,
+        uid: int | None = None,
+        cores: int | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.artifacts = Path(artifacts).resolve() if artifacts else self.workdir / "artifacts"
         self.checkpoints = self.workdir / ".checkpoints"
         self.log = Path(log).resolve() if log else self.workdir / "kernel.log"
-        self.limits = Limits(memory_mb=memory_mb, cpu_s=cpu_s, processes=processes, file_mb=file_mb)
+        self.limits = Limits(
+            memory_mb=memory_mb, cpu_s=cpu_s, processes=processes, file_mb=file_mb, cores=cores
+        )
         self.output_limit = output_kb * 1024
         self.confinement = Confinement(
-            self.workdir, self.limits, isolation, tuple(Path(p) for p in read_only)
+            self.workdir, self.limits, isolation, tuple(Path(p) for p in read_only), uid
         )
         self.pool_size = pool
         self.preload = preload
@@ -169,6 +174,7 @@ class Sandbox:
         self.last_checkpoint: Checkpoint | None = None
         self._kernel: _Kernel | None = None
         self._spares: list[_Kernel] = []
+        self._closed = False  # closed while a step still ran on it (an interrupted run): no new kernel
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -181,6 +187,7 @@ class Sandbox:
 
     def start(self) -> None:
         """Take a kernel (a pre-started one if the pool has it) and top the pool up."""
+        self._closed = False
         self.confinement.prepare(self.workdir)
         while self._spares and not self._spares[0].manager.is_alive():
             self._spares.pop(0).shutdown()  # a spare can die while it waits (a fork bomb elsewhere)
@@ -195,14 +202,23 @@ class Sandbox:
         while len(self._spares) < self.pool_size:
             self._spares.append(self._launch())  # boots while this kernel works
 
+    def sibling(self) -> Sandbox:
+        """Another kernel (not started) in the same folder, run by the same user, with the same
+        limits: parallel branches of one run share the checkpoint store and the artifacts."""
+        twin = copy.copy(self)
+        twin.last_checkpoint, twin._kernel, twin._spares = None, None, []
+        return twin
+
     def close(self) -> None:
         for kernel in [self._kernel, *self._spares]:
             if kernel is not None:
                 kernel.shutdown()
-        self._kernel, self._spares = None, []
+        self._kernel, self._spares, self._closed = None, [], True
 
     def restart(self) -> None:
         """A fresh kernel from the pool: the namespace is lost."""
+        if self._closed:
+            raise RuntimeError("the sandbox is closed")
         if self._kernel is not None:
             self._kernel.shutdown()
             self._kernel = None

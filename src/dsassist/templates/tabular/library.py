@@ -263,7 +263,8 @@ def _explore(run: RunView) -> list[Params]:
     sampled = search.propose(run, model, int(run.options.get("seed", 0)), "explore")
     if sampled is None:
         return []
-    trial = sum(1 for s in run.steps if s.template_id == "explore" and s.params.get("model") == model)
+    trials = [*run.steps, *run.running]
+    trial = sum(1 for s in trials if s.template_id == "explore" and s.params.get("model") == model)
     params = {**sampled, **search.FIXED.get(model, {})}
     return [{"change": {"params": params}, "model": model, "sampled": sampled, "trial": trial + 1}]
 

@@ -54,8 +54,10 @@ def propose(run: RunView, model: str, seed: int, template_id: str) -> dict[str, 
     if not distributions:
         return None
     trials = [s for s in run.steps if s.template_id == template_id and s.params.get("model") == model]
+    # trials running on parallel branches: their parameters are taken, their scores unknown
+    running = [t for t in run.running if t.template_id == template_id and t.params.get("model") == model]
     higher = next((s.metrics.higher_is_better for s in run.steps if s.metrics), True)
-    sampler = optuna.samplers.TPESampler(seed=seed + len(trials), n_startup_trials=5)
+    sampler = optuna.samplers.TPESampler(seed=seed + len(trials) + len(running), n_startup_trials=5)
     study = optuna.create_study(direction="maximize" if higher else "minimize", sampler=sampler)
     for s in trials:
         state = optuna.trial.TrialState.COMPLETE if s.metrics else optuna.trial.TrialState.FAIL
@@ -66,6 +68,7 @@ def propose(run: RunView, model: str, seed: int, template_id: str) -> dict[str, 
             )
         )
     seen = {_key(s.params["sampled"]): s.metrics.mean if s.metrics else None for s in trials}
+    seen |= {_key(t.params["sampled"]): None for t in running}
     for _ in range(20):  # small discrete spaces repeat themselves: ask again, up to a point
         trial = study.ask(distributions)
         params = {k: round(v, 6) if isinstance(v, float) else v for k, v in trial.params.items()}

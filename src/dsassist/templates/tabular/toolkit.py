@@ -378,7 +378,7 @@ def make_model(name: str, task: str, params: dict[str, Any], seed: int = 0) -> A
         defaults = {
             "n_estimators": 100,  # tuning and sampling try more
             "max_features": "sqrt" if classify else 0.5,
-            "n_jobs": 2,
+            "n_jobs": min(2, cores()),
             "random_state": seed,
         }
         return cls(**{**defaults, **params})
@@ -528,11 +528,15 @@ def recheck(
 def fold_jobs(pipeline: Pipeline, X: pd.DataFrame) -> int | None:
     """Two folds at a time when the model runs on one core and the table is big enough to pay
     for the worker processes; a model that already uses every core keeps the folds in turn."""
-    cores = os.cpu_count() or 1
-    if cores < 2 or len(X) < PARALLEL_FOLDS_MIN_ROWS:
+    if cores() < 2 or len(X) < PARALLEL_FOLDS_MIN_ROWS:
         return None
     threaded = any(k.endswith("n_jobs") and v not in (None, 1) for k, v in pipeline.get_params().items())
-    return None if threaded else min(cores, 2)
+    return None if threaded else 2
+
+
+def cores() -> int:
+    """The cores this kernel may use: its share when branches run in parallel, else the machine's."""
+    return int(os.environ.get("DSASSIST_CORES") or os.cpu_count() or 1)
 
 
 def _scorer(metric: str, task: str) -> Any:
