@@ -1,30 +1,39 @@
-"""The bus: round-trip overhead per agent call, in-process vs Redis Streams on loopback.
+"""Scale-out figures: steps per minute with 1 and 2 parallel branches, and the bus overhead.
 
-Both buses carry the same realistic message (a PlanRequest whose RunView holds a profiled
-table and 30 steps) to the same offline planner; the agent's own work is measured apart and
-subtracted, so the figure is the transport: serialization, Redis commands, the worker's
-read-acknowledge cycle. The Redis worker runs in its own process, as `dsassist worker` does.
+Branches: the same run (dataset, seed, budget) with one branch and with two, each kernel on
+one core (as a Ray actor reserving one CPU would be), locally and on a local Ray; plus one
+branch with both cores, the sequential run this machine gives by default. Steps per minute
+are counted over the branching phase (from the baseline's end to the last judged step's
+end): set-up before it and the final refit after it run alone whatever `--parallel` says.
 
-Target (issue 7): Redis under 2 ms median per call on loopback.
+Bus: both buses carry the same realistic message (a PlanRequest whose RunView holds a
+profiled table and 30 steps) to the same offline planner; the agent's own work is measured
+apart and subtracted, so the figure is the transport: serialization, Redis commands, the
+worker's read-acknowledge cycle. The Redis worker runs in its own process, as `dsassist
+worker` does.
 
-The other half of issue 7's benchmark (steps per minute with 1 and 2 parallel branches on
-Ray) waits for the Ray executor, which is not built yet.
+Targets (issue 7): 2 branches at least 1.7x the steps per minute of 1; Redis under 2 ms
+median per call on loopback.
 
-    python bench/parallel.py [--calls 300] [--redis redis://127.0.0.1:6379/15]
+    python bench/parallel.py [--data spambase.csv --target target] [--budget 120s]
+        [--skip-branches] [--skip-ray] [--calls 300] [--redis redis://127.0.0.1:6379/15]
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import shutil
 import socket
 import statistics
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 from common import heading, load_average, verdict
+from dsassist import api
 from dsassist.agents import Planner
 from dsassist.bus import InProcessBus
 from dsassist.bus.redis import RedisBus, Worker
@@ -95,11 +104,75 @@ def start_redis() -> tuple[str, subprocess.Popen | None]:
     return f"redis://127.0.0.1:{port}/0", server
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--redis", default=None, help="a Redis URL (default: start a redis-server here)")
-    args = parser.parse_args()
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev" / "tabular"
+SET_UP = {"setup", "profile", "guard", "validation", "baseline"}
+
+
+def branching_rate(data: str, target: str, budget: str, **options: object) -> dict[str, float]:
+    """One run; steps per minute over its branching phase and over the whole run."""
+    finished: list[tuple[str, float]] = []  # (kind, seconds since the start) per finished step
+    with tempfile.TemporaryDirectory(prefix="dsassist-bench-") as out:
+        result = api.run(
+            data,
+            target,
+            out,
+            budget=budget,
+            store="none",
+            max_steps=400,
+            overwrite=True,
+            on_step=lambda p: finished.append((p.step.kind, p.elapsed_s)),
+            **options,
+        )
+    start = max(t for kind, t in finished if kind in SET_UP)
+    judged = [t for kind, t in finished if kind not in SET_UP and kind != "final"]
+    window = max(judged) - start if judged else 0.0
+    return {
+        "steps": result.steps,
+        "judged": len(judged),
+        "window_s": window,
+        "rate": 60 * len(judged) / window if window else 0.0,
+        "whole": 60 * result.steps / result.elapsed_s,
+        "best": result.best_score or float("nan"),
+        "elapsed": result.elapsed_s,
+    }
+
+
+def branches(args: argparse.Namespace) -> None:
+    data = args.data or str(SHARED / "spambase.csv")
+    if not Path(data).is_file():
+        print(f"no {data} (../shared is absent): give --data and --target")
+        return
+    heading(f"steps per minute, {Path(data).name}, budget {args.budget}, seed 0; {load_average()}")
+    runs = [("local", 1, 2), ("local", 1, 1), ("local", 2, 1)]
+    if not args.skip_ray:
+        runs += [("ray", 1, 1), ("ray", 2, 1)]
+    rates = {}
+    print(
+        f"{'executor':8} {'branches':>8} {'cores each':>10} {'judged':>6} {'window':>7} "
+        f"{'steps/min':>9} {'whole run':>9} {'best':>8} {'elapsed':>7}"
+    )
+    for executor, parallel, cores in runs:
+        r = branching_rate(data, args.target, args.budget, executor=executor, parallel=parallel, cores=cores)
+        rates[executor, parallel, cores] = r
+        print(
+            f"{executor:8} {parallel:>8} {cores:>10} {r['judged']:>6} {r['window_s']:>6.1f}s "
+            f"{r['rate']:>9.1f} {r['whole']:>9.1f} {r['best']:>8.4f} {r['elapsed']:>6.1f}s",
+            flush=True,
+        )
+    heading("target: 2 branches >= 1.7x the steps per minute of 1 (one core per kernel)")
+    for executor in ("local", "ray"):
+        if (executor, 2, 1) in rates:
+            ratio = rates[executor, 2, 1]["rate"] / rates[executor, 1, 1]["rate"]
+            whole = rates[executor, 2, 1]["whole"] / rates[executor, 1, 1]["whole"]
+            print(
+                f"{executor}: {ratio:.2f}x over the branching phase ({verdict(ratio >= 1.7)}); "
+                f"{whole:.2f}x over the whole run"
+            )
+    same = rates["local", 2, 1]["rate"] / rates["local", 1, 2]["rate"]
+    print(f"this machine's two cores as two branches vs one branch with both: {same:.2f}x")
+
+
+def bus(args: argparse.Namespace) -> None:
     if args.redis is None and shutil.which("redis-server") is None:
         print("no redis-server here and no --redis URL: nothing to measure")
         return
@@ -111,12 +184,12 @@ def main() -> None:
     in_process = statistics.median(timed(lambda: local.request("planner", message), args.calls))
     worker = multiprocessing.get_context("spawn").Process(target=serve, args=(url,), daemon=True)
     worker.start()
-    bus = RedisBus(url, timeout_s=30)
+    redis_bus = RedisBus(url, timeout_s=30)
     try:
-        bus.request("planner", message)  # the worker is up and its group exists
-        redis_times = timed(lambda: bus.request("planner", message), args.calls)
+        redis_bus.request("planner", message)  # the worker is up and its group exists
+        redis_times = timed(lambda: redis_bus.request("planner", message), args.calls)
     finally:
-        bus.close()
+        redis_bus.close()
         worker.terminate()
         if server is not None:
             server.terminate()
@@ -132,6 +205,22 @@ def main() -> None:
     )
     heading("target")
     print(f"Redis overhead under 2 ms median: {1000 * over_redis:.3f} ms ({verdict(over_redis < 0.002)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="a table (default: ../shared's spambase.csv)")
+    parser.add_argument("--target", default="target")
+    parser.add_argument("--budget", default="120s")
+    parser.add_argument("--skip-branches", action="store_true")
+    parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--redis", default=None, help="a Redis URL (default: start a redis-server here)")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} cores")
+    if not args.skip_branches:
+        branches(args)
+    bus(args)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dsassist.api import RunResult, predict, run
+    from dsassist.api import RunResult, predict, resume, run
     from dsassist.errors import DSAssistError
 
-__all__ = ["DSAssistError", "RunResult", "predict", "run"]
+__all__ = ["DSAssistError", "RunResult", "predict", "resume", "run"]
 __version__ = "0.1.0"
 
 
@@ -21,7 +21,7 @@ def __getattr__(name: str) -> Any:
         from dsassist.errors import DSAssistError
 
         return DSAssistError
-    if name in ("RunResult", "predict", "run"):
+    if name in ("RunResult", "predict", "resume", "run"):
         from dsassist import api
 
         return getattr(api, name)

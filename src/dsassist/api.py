@@ -174,7 +174,7 @@ def resume(
         raise DSAssistError(f"no run to resume in {run_dir}: provenance.db not found")
     own = ProvenanceStore(out / "provenance.db")
     run_row, dataset_row = own.only_run()
-    if run_row["status"] != "running":
+    if run_row["status"] not in ("running", "interrupted"):  # killed, or stopped with Ctrl-C
         raise DSAssistError(f"the run in {run_dir} is already {run_row['status']}: nothing to resume")
     # the dataset's recorded path is absolute: the resume may run from another folder
     cfg = RunConfig.model_validate({**run_row["config"], "out": out, "data": dataset_row["path"]})

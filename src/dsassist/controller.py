@@ -161,10 +161,13 @@ class Controller:
                 for task in plan.tasks:
                     while not free:
                         self._finished(loop, running, free)
-                    branch = free.pop(0)
+                    # a kernel that already holds the parent's state saves a restore
+                    branch = next((b for b in free if b.head == task.parent), free[0])
+                    free.remove(branch)
                     running[pool.submit(self.step, loop, task, next(ids), branch)] = (task, branch)
         finally:
-            self.stopping.set()
+            with self.lock:  # a step being recorded right now finishes first
+                self.stopping.set()
             pool.shutdown(wait=not running, cancel_futures=True)
 
     def _refresh(self, loop: Loop, running: list[Task]) -> str:
@@ -218,6 +221,9 @@ class Controller:
                     failed = Evaluation(verdict=Verdict.FAILED, feedback=f"the worker died {len(lost)} times")
                     outcome = Outcome([], failed)
                     break
+        if lost and outcome.attempts:  # provenance links each loss to the attempt that replaced it
+            retried = outcome.attempts[0].model_copy(update={"fix_rule": "retried on a new worker"})
+            outcome.attempts[0] = retried
         outcome.attempts[:0] = lost
         kept = outcome.evaluation.verdict in (Verdict.ACCEPTED, Verdict.DONE)
         branch.head = step_id if kept else branch.head

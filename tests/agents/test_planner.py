@@ -322,3 +322,59 @@ def test_refit_reserve_counts_folds_that_ran_two_at_a_time_as_sequential_work():
     assert view(duration=4.0, fit_time=3.0).refit_reserve_s() == 1.5 * 4.0 + 5.0  # folds in turn
     assert view(duration=2.0, fit_time=3.6).refit_reserve_s() == 1.5 * 3.6 + 5.0  # two at a time
     assert RunView(task="binary", metric="roc_auc", time_left_s=60, steps_left=9).refit_reserve_s() == 0.0
+
+
+# ---- parallel branches: the planner sees the running tasks ------------------------------
+
+
+def test_set_up_steps_wait_for_the_running_ones(planner):
+    run = view()
+    advance(planner, run)  # setup done; the profile is next
+    running = next_task(planner, run)
+    run.running = [running]
+    reply = plan(planner, run)
+    assert reply.wait and not reply.tasks, "the guard needs the profile: nothing starts beside it"
+
+
+def test_judged_steps_start_beside_running_ones_with_other_hypotheses(planner):
+    run = through_baseline(planner)
+    first = next_task(planner, run)
+    run.running = [first]
+    second = next_task(planner, run)
+    assert second.judged and second.parent == run.best_step
+    assert (second.template_id, second.params) != (first.template_id, first.params)
+    run.running.append(second)
+    third = next_task(planner, run)
+    assert (third.template_id, third.params) not in [(t.template_id, t.params) for t in run.running]
+
+
+def test_nothing_starts_beside_a_running_baseline(planner):
+    run = view()
+    for _ in SETUP_KINDS:
+        advance(planner, run)
+    baseline = next_task(planner, run)
+    run.running = [baseline]
+    assert plan(planner, run).wait, "model families need the baseline's score as their parent"
+
+
+def test_the_final_refit_waits_for_the_running_steps(planner):
+    run = through_baseline(planner)
+    run.running = [next_task(planner, run)]
+    run.steps_left = 1
+    reply = plan(planner, run)
+    assert reply.wait and not reply.tasks
+    run.running = []
+    assert next_task(planner, run).kind == "final"
+
+
+def test_parallel_bayesian_samples_differ_from_the_running_ones():
+    run = _simulate_upto(1.0, 12)
+    run.steps_left = 20
+    explorer = Planner(TEMPLATES, explore_share=1.0)
+    first = next_task(explorer, run)
+    assert first.kind == "explore"
+    run.running = [first]
+    second = next_task(explorer, run)
+    assert second.kind == "explore"
+    assert second.params["sampled"] != first.params["sampled"]
+    assert second.params["trial"] == first.params["trial"] + 1
