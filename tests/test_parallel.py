@@ -48,7 +48,9 @@ def test_two_branches_overlap_and_each_step_starts_after_its_parent(tmp_path, ex
     span, kind = spans(rows), {r["id"]: r["kind"] for r in rows}
     for r in rows:
         if r["parent_id"] is not None:
-            assert span[r["parent_id"]][1] <= span[r["id"]][0], f"step {r['id']} began before its parent ended"
+            assert span[r["parent_id"]][1] <= span[r["id"]][0], (
+                f"step {r['id']} began before its parent ended"
+            )
     pairs = [(a, b) for a in span for b in span if a < b and overlapping(span[a], span[b])]
     assert pairs, "no two steps ran at the same time"
     assert all(kind[a] not in ALONE and kind[b] not in ALONE for a, b in pairs), pairs

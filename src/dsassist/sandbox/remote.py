@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from dsassist.sandbox.base import WorkerLost
 from dsassist.sandbox.checkpoint import Checkpoint
 from dsassist.sandbox.kernel import Sandbox
 
+CONNECT_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 300.0  # a cluster may have to scale up a node before a kernel fits
 
 
@@ -32,6 +34,8 @@ def connect(address: str | None, parallel: int) -> None:
         raise DSAssistError("--executor ray needs Ray: pip install 'dsassist[ray]'") from None
     if ray.is_initialized():
         return
+    if address and address != "auto":
+        _check_reachable(address)  # Ray itself retries an unreachable address for minutes
     local = {} if address else {"num_cpus": max(os.cpu_count() or 1, parallel)}
     try:
         ray.init(
@@ -40,6 +44,17 @@ def connect(address: str | None, parallel: int) -> None:
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError or ValueError here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DSAssistError(f"cannot reach the Ray cluster at {address}: {first}") from None
+
+
+def _check_reachable(address: str) -> None:
+    """A host:port address (`ray://` for Ray Client, none for the GCS) accepts connections."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise DSAssistError(f"invalid Ray address {address!r}: use auto, host:port or ray://host:10001")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise DSAssistError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 class KernelActor:
