@@ -29,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,7 +38,10 @@ from dsassist import api
 from dsassist.agents import Planner
 from dsassist.bus import InProcessBus
 from dsassist.bus.redis import RedisBus, Worker
+from dsassist.controller import Controller
 from dsassist.messages import Metrics, PlanRequest, RunView, StepSummary, Verdict
+from dsassist.sandbox import Sandbox
+from dsassist.sandbox.remote import RaySandbox, connect
 from dsassist.templates import load_templates
 
 
@@ -108,6 +112,44 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev" / "tabu
 SET_UP = {"setup", "profile", "guard", "validation", "baseline"}
 
 
+class TimedLock:
+    """The controller's lock, adding up how long it is held: the serial part of every step
+    (agent calls, records), which bounds how many branches one controller can feed."""
+
+    def __init__(self) -> None:
+        self.lock, self.depth, self.held, self.since = threading.RLock(), 0, 0.0, 0.0
+
+    def __enter__(self) -> TimedLock:
+        self.lock.acquire()
+        self.depth += 1
+        if self.depth == 1:
+            self.since = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+        if self.depth == 0:
+            self.held += time.perf_counter() - self.since
+        self.lock.release()
+
+
+def timed_controllers() -> list[TimedLock]:
+    """Give every controller made from now on a TimedLock; the list fills with them."""
+    locks: list[TimedLock] = []
+    original = Controller.__init__
+
+    def init(self: Controller, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        self.lock = TimedLock()
+        locks.append(self.lock)
+
+    Controller.__init__ = init
+    return locks
+
+
+LOCKS = timed_controllers()
+
+
 def branching_rate(data: str, target: str, budget: str, **options: object) -> dict[str, float]:
     """One run; steps per minute over its branching phase and over the whole run."""
     finished: list[tuple[str, float]] = []  # (kind, seconds since the start) per finished step
@@ -134,6 +176,7 @@ def branching_rate(data: str, target: str, budget: str, **options: object) -> di
         "whole": 60 * result.steps / result.elapsed_s,
         "best": result.best_score or float("nan"),
         "elapsed": result.elapsed_s,
+        "serial_ms": 1000 * LOCKS[-1].held / result.steps,
     }
 
 
@@ -149,14 +192,15 @@ def branches(args: argparse.Namespace) -> None:
     rates = {}
     print(
         f"{'executor':8} {'branches':>8} {'cores each':>10} {'judged':>6} {'window':>7} "
-        f"{'steps/min':>9} {'whole run':>9} {'best':>8} {'elapsed':>7}"
+        f"{'steps/min':>9} {'whole run':>9} {'best':>8} {'elapsed':>7} {'serial/step':>11}"
     )
     for executor, parallel, cores in runs:
         r = branching_rate(data, args.target, args.budget, executor=executor, parallel=parallel, cores=cores)
         rates[executor, parallel, cores] = r
         print(
             f"{executor:8} {parallel:>8} {cores:>10} {r['judged']:>6} {r['window_s']:>6.1f}s "
-            f"{r['rate']:>9.1f} {r['whole']:>9.1f} {r['best']:>8.4f} {r['elapsed']:>6.1f}s",
+            f"{r['rate']:>9.1f} {r['whole']:>9.1f} {r['best']:>8.4f} {r['elapsed']:>6.1f}s "
+            f"{r['serial_ms']:>8.1f} ms",
             flush=True,
         )
     heading("target: 2 branches >= 1.7x the steps per minute of 1 (one core per kernel)")
@@ -170,6 +214,23 @@ def branches(args: argparse.Namespace) -> None:
             )
     same = rates["local", 2, 1]["rate"] / rates["local", 1, 2]["rate"]
     print(f"this machine's two cores as two branches vs one branch with both: {same:.2f}x")
+    serial = statistics.median(r["serial_ms"] for r in rates.values())
+    print(
+        f"serial controller time (under its lock) per step: median {serial:.1f} ms, so one controller "
+        f"feeds at most {60000 / serial:,.0f} steps/min whatever the number of workers"
+    )
+
+
+def kernel_calls(args: argparse.Namespace) -> None:
+    """What a kernel in a Ray actor adds to each call the controller makes (five or more a step)."""
+    heading(f"kernel call round trip (an empty cell), {args.calls} calls; {load_average()}")
+    with tempfile.TemporaryDirectory(prefix="dsassist-bench-") as tmp:
+        with Sandbox(Path(tmp) / "local", pool=0) as sandbox:
+            local = statistics.median(timed(lambda: sandbox.execute("pass"), args.calls))
+        connect(None, 1)
+        with RaySandbox(Path(tmp) / "ray", pool=0) as actor:
+            remote = statistics.median(timed(lambda: actor.execute("pass"), args.calls))
+    print(f"local kernel: median {1000 * local:.2f} ms; kernel in a Ray actor: median {1000 * remote:.2f} ms")
 
 
 def bus(args: argparse.Namespace) -> None:
@@ -220,6 +281,8 @@ def main() -> None:
     print(f"{os.cpu_count()} cores")
     if not args.skip_branches:
         branches(args)
+    if not args.skip_ray:
+        kernel_calls(args)
     bus(args)
 
 

@@ -40,7 +40,7 @@ def overlapping(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> b
 def test_two_branches_overlap_and_each_step_starts_after_its_parent(tmp_path, example):
     out = tmp_path / "run"
     result = dsassist.run(
-        example("penguins"), "species", out, budget="90s", max_steps=16, parallel=2, store="none"
+        example("penguins"), "species", out, budget="90s", max_steps=12, parallel=2, store="none"
     )
     rows = steps(out)
     assert result.status == "finished" and (out / "model.pkl").is_file()
@@ -63,9 +63,9 @@ def test_an_interrupted_parallel_run_resumes_without_losing_or_repeating_a_step(
     out = tmp_path / "run"
     seen = []
 
-    def interrupt_after_eight(progress):
+    def interrupt_after_seven(progress):
         seen.append(progress.step.id)
-        if len(seen) == 8:
+        if len(seen) == 7:
             raise KeyboardInterrupt
 
     first = dsassist.run(
@@ -73,10 +73,10 @@ def test_an_interrupted_parallel_run_resumes_without_losing_or_repeating_a_step(
         "species",
         out,
         budget="90s",
-        max_steps=16,
+        max_steps=12,
         parallel=2,
         store="none",
-        on_step=interrupt_after_eight,
+        on_step=interrupt_after_seven,
     )
     assert first.status == "interrupted"
     before = steps(out)

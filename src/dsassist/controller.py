@@ -147,6 +147,9 @@ class Controller:
         pool = ThreadPoolExecutor(len(self.branches), thread_name_prefix="branch")
         try:
             while True:
+                if not free:  # plan only with a branch to run on: the plan reflects every finished step
+                    self._finished(loop, running, free)
+                    continue
                 with self.lock:
                     stop = self._refresh(loop, [task for task, _ in running.values()])
                     plan = Plan(done=True) if stop else self._ask("planner", PlanRequest(run=loop.view), Plan)
@@ -159,7 +162,7 @@ class Controller:
                 if plan.tasks[0].kind == "final":  # why the run is ending: budget, or nothing left
                     loop.stop_reason = plan.reason
                 for task in plan.tasks:
-                    while not free:
+                    while not free:  # a planner may plan several tasks at once
                         self._finished(loop, running, free)
                     # a kernel that already holds the parent's state saves a restore
                     branch = next((b for b in free if b.head == task.parent), free[0])

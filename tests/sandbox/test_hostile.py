@@ -107,7 +107,8 @@ def hostile_run(example):
                 target="survived",
                 out=out,
                 templates_file=DATA / "hostile_templates.py",
-                cell_timeout_s=8,
+                # bounds the endless loops; the final refit of an ensemble takes 7-10 s here
+                cell_timeout_s=15,
                 memory_mb=2048,
                 processes=128,
                 store="none",

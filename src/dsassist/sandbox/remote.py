@@ -32,10 +32,10 @@ def connect(address: str | None, parallel: int) -> None:
         import ray
     except ImportError:
         raise DSAssistError("--executor ray needs Ray: pip install 'dsassist[ray]'") from None
-    if ray.is_initialized():
-        return
     if address and address != "auto":
         _check_reachable(address)  # Ray itself retries an unreachable address for minutes
+    if ray.is_initialized():  # by the caller of the Python API, or an earlier run in this process
+        return
     local = {} if address else {"num_cpus": max(os.cpu_count() or 1, parallel)}
     try:
         ray.init(
