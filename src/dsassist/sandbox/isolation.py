@@ -1,7 +1,7 @@
 """How a kernel process is confined: bubblewrap, an unprivileged user, resource limits, a clean env.
 
 The kernel's command line is wrapped as
-`bwrap [mounts] -- setpriv [drop to nobody] -- prlimit [limits] -- python -m ipykernel_launcher ...`,
+`bwrap [mounts] -- setpriv [to the kernel user] -- prlimit [limits] -- python -m ipykernel_launcher ...`,
 each layer only where it applies (bubblewrap present, running as root, a limit set).
 """
 
