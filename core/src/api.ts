@@ -1,0 +1,174 @@
+/**
+ * The core's public surface: run, resume, predict. The CLI calls these, and so will the
+ * MCP server and the Slack bot. It only wires the parts together; each part owns its logic.
+ */
+import { basename, resolve } from "node:path";
+import { kernelPython } from "@dsassist/sandboxes";
+import { Coder } from "./agents/coder.ts";
+import { Evaluator } from "./agents/evaluator.ts";
+import { Planner } from "./agents/planner.ts";
+import { Reflector } from "./agents/reflector.ts";
+import type { Agents } from "./bus/bus.ts";
+import { InProcessBus } from "./bus/inprocess.ts";
+import { loadFileConfig, type RunConfig, type RunConfigInput, runConfig } from "./config.ts";
+import { Controller, type Progress } from "./controller.ts";
+import { inspectTable, type TableInfo } from "./data.ts";
+import { UserError } from "./errors.ts";
+import { Loop } from "./loop.ts";
+import { DEFAULT_METRIC, METRICS, REGRESSION_METRICS } from "./metrics.ts";
+import { RunOptions, type Task } from "./messages.ts";
+import { RunStore } from "./provenance/store.ts";
+import { finishRun, prepareFolder, type RunResult } from "./runfolder.ts";
+import { openSandboxes } from "./sandboxes.ts";
+import { loadTemplates } from "./templates/load.ts";
+import type { Template } from "./templates/types.ts";
+
+export type { RunResult } from "./runfolder.ts";
+export type { Progress } from "./controller.ts";
+export { predict } from "./predict.ts";
+
+export interface RunHooks {
+  onStep?: (progress: Progress) => void;
+  /** one line of progress outside the steps (setting up the kernel environment) */
+  onInfo?: (line: string) => void;
+  /** aborting stops the run: steps in flight are redone by a resume */
+  signal?: AbortSignal;
+}
+
+/** Run the closed loop on a table and write the run folder. Bad input: a UserError, nothing written. */
+export async function run(flags: RunConfigInput, hooks: RunHooks = {}): Promise<RunResult> {
+  const { file, config: fileConfig } = loadFileConfig(flags.configFile ?? undefined);
+  const cfg = runConfig(flags, fileConfig, file);
+  const env = await kernelPython({ python: cfg.python ?? undefined, onProgress: hooks.onInfo });
+  const data = resolve(cfg.data);
+  const table = await inspectTable(env, data, cfg.target);
+  if (cfg.target === null) throw new UserError("give --target (the column to predict)");
+  const options = runOptions(cfg, table, data);
+  const templates = await loadTemplates(undefined, cfg.templates);
+  const out = resolve(cfg.out);
+  await prepareFolder(out, cfg.overwrite);
+  const store = await RunStore.open(out);
+  await store.recordRun({ config: cfg, options, dataset: { path: data, ...table } });
+  const loop = Loop.fresh(options, cfg.budgetS, cfg.maxSteps);
+  return drive({ loop, cfg, templates, store, out, data, env, hooks, spentS: 0 });
+}
+
+/** Continue a run stopped at any point: completed steps are kept, not repeated. */
+export async function resume(runDir: string, hooks: RunHooks = {}): Promise<RunResult> {
+  const out = resolve(runDir);
+  const store = await RunStore.openExisting(out);
+  try {
+    const recorded = await store.run();
+    if (recorded.status !== "running" && recorded.status !== "interrupted") {
+      throw new UserError(`the run in ${runDir} is already ${recorded.status}: nothing to resume`);
+    }
+    const cfg = recorded.config as RunConfig;
+    const env = await kernelPython({ python: cfg.python ?? undefined, onProgress: hooks.onInfo });
+    const table = await inspectTable(env, recorded.dataset.path, cfg.target);
+    if (table.sha256 !== recorded.dataset.sha256) {
+      throw new UserError(`${recorded.dataset.path} changed since the run started (sha256 differs): start a new run`);
+    }
+    const options = RunOptions.parse(recorded.options);
+    const loop = Loop.fresh(options, cfg.budgetS, cfg.maxSteps);
+    for (const { summary, execution, code } of await store.steps()) loop.add(summary, execution, code);
+    const spentS = loop.view.steps.reduce((sum, s) => sum + s.durationS, 0);
+    const templates = await loadTemplates(undefined, cfg.templates);
+    return await drive({ loop, cfg, templates, store, out, data: recorded.dataset.path, env, hooks, spentS });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+interface Drive {
+  loop: Loop;
+  cfg: RunConfig;
+  templates: Template[];
+  store: RunStore;
+  out: string;
+  data: string;
+  env: Awaited<ReturnType<typeof kernelPython>>;
+  hooks: RunHooks;
+  spentS: number;
+}
+
+/** Run the loop from wherever it stands to the end, then write the run folder's results. */
+async function drive(d: Drive): Promise<RunResult> {
+  const { loop, cfg, store, out } = d;
+  const bus = new InProcessBus(agents(d.templates, cfg.exploreShare));
+  const sandboxes = await openSandboxes(cfg, d.env, out, d.data);
+  const controller = new Controller({
+    bus,
+    sandboxes,
+    recorder: store,
+    runDir: out,
+    budgetS: cfg.budgetS,
+    maxSteps: cfg.maxSteps,
+    cellTimeoutS: cfg.cellTimeoutS,
+    maxFixAttempts: cfg.maxFixAttempts,
+    onStep: d.hooks.onStep,
+    spentS: d.spentS,
+  });
+  const stop = () => controller.stop();
+  d.hooks.signal?.addEventListener("abort", stop, { once: true });
+  const started = performance.now() / 1000 - d.spentS;
+  try {
+    await controller.run(loop);
+  } finally {
+    d.hooks.signal?.removeEventListener("abort", stop);
+    await Promise.all(sandboxes.map((s) => s.close()));
+  }
+  const status = d.hooks.signal?.aborted ? "interrupted" : "finished";
+  const elapsedS = performance.now() / 1000 - started;
+  try {
+    return await finishRun({ loop, cfg, store, out, data: d.data, status, elapsedS });
+  } finally {
+    await bus.close();
+    await store.close();
+  }
+}
+
+/** The offline policies, one per role. */
+export function agents(templates: Template[], exploreShare: number): Agents {
+  return {
+    planner: new Planner(templates, exploreShare),
+    coder: new Coder(templates),
+    evaluator: new Evaluator(),
+    reflector: new Reflector(),
+  };
+}
+
+/** The user's choices as the planner sees them, checked against the table. */
+function runOptions(cfg: RunConfig, table: TableInfo, data: string) {
+  const task = table.task as Task;
+  const metric = cfg.metric ?? DEFAULT_METRIC[task];
+  if (!(metric in METRICS)) {
+    throw new UserError(`unknown metric "${metric}": choose from ${Object.keys(METRICS).join(", ")}`);
+  }
+  if ((task === "regression") !== REGRESSION_METRICS.has(metric)) {
+    throw new UserError(`metric "${metric}" does not fit a ${task} task`);
+  }
+  const named: [string, string | null][] = [
+    ["group column", cfg.groupColumn],
+    ["time column", cfg.timeColumn],
+    ...cfg.keep.map((c): [string, string] => ["kept column", c]),
+  ];
+  for (const [what, column] of named) {
+    if (column !== null && !table.columns.includes(column)) {
+      throw new UserError(`${what} "${column}" not in ${basename(data)}`);
+    }
+  }
+  return RunOptions.parse({
+    path: data,
+    target: cfg.target,
+    question: cfg.question,
+    seed: cfg.seed,
+    task,
+    metric,
+    groupColumn: cfg.groupColumn,
+    timeColumn: cfg.timeColumn,
+    keep: cfg.keep,
+    folds: cfg.folds,
+    exploreShare: cfg.exploreShare,
+  });
+}
