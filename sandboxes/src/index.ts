@@ -1,2 +1,2 @@
-export * from "./types.ts";
 export * from "./pyenv.ts";
+export * from "./types.ts";
