@@ -51,7 +51,7 @@ export class RunStore implements ProvenanceStore {
     try {
       await db.init();
     } catch (error) {
-      throw new ProvenanceError(`${path} cannot be opened: ${firstLine(error)}`);
+      throw new ProvenanceError(`${path} cannot be opened: ${openFailure(error)}`);
     }
     const conn = new Connection(db);
     try {
@@ -84,7 +84,7 @@ export class RunStore implements ProvenanceStore {
   recordRun(meta: RunMeta): Promise<void> {
     const m = RunMeta.parse(meta);
     return this.serial(() =>
-      this.transaction(async () => {
+      inTransaction(this.conn, async () => {
         if (this.runId !== null) throw new ProvenanceError(`${this.path} already records run ${this.runId}`);
         const { dataset: d } = m;
         await this.exec("createRun", {
@@ -122,7 +122,7 @@ export class RunStore implements ProvenanceStore {
     const files = await Promise.all(unique(artifacts).map((a) => this.describe(a, step.id)));
     return this.serial(async () => {
       try {
-        await this.transaction(async () => {
+        await inTransaction(this.conn, async () => {
           const [linked] = await this.exec("createStep", stepParams(step, this.requireRun(), startedAt));
           if (step.parent !== null && Number(linked?.parents) !== 1) {
             throw new ProvenanceError(`step ${step.id}: its parent step ${step.parent} is not recorded`);
@@ -182,8 +182,9 @@ export class RunStore implements ProvenanceStore {
   }
 
   private requireRun(): string {
-    if (this.runId === null)
+    if (this.runId === null) {
       throw new ProvenanceError(`${this.path} records no run yet: record the run first`);
+    }
     return this.runId;
   }
 
@@ -193,8 +194,9 @@ export class RunStore implements ProvenanceStore {
     for (const [attempt, a] of attempts.entries()) {
       const sha256 = hash(a.code);
       await this.exec("createExecution", executionParams(step, attempt, a, sha256));
-      if (previous !== null && previous !== sha256)
+      if (previous !== null && previous !== sha256) {
         await this.exec("deriveCode", { fix: sha256, fixed: previous });
+      }
       previous = sha256;
     }
   }
@@ -216,10 +218,6 @@ export class RunStore implements ProvenanceStore {
   private async exec(name: StatementName, params: Params = {}): Promise<Row[]> {
     const statement = this.statements.get(name)!;
     return rowsOf(await this.conn.execute(statement, params));
-  }
-
-  private transaction<T>(work: () => Promise<T>): Promise<T> {
-    return inTransaction(this.conn, work);
   }
 
   private serial<T>(work: () => Promise<T>): Promise<T> {
@@ -350,6 +348,12 @@ function hash(data: string | Buffer): string {
 
 function now(): string {
   return new Date().toISOString();
+}
+
+/** Kùzu admits one read-write process per database; its lock error does not say so. */
+function openFailure(error: unknown): string {
+  const reason = firstLine(error);
+  return /could not set lock/i.test(reason) ? "another process has it open (one writer at a time)" : reason;
 }
 
 function firstLine(error: unknown): string {

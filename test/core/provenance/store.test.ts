@@ -18,8 +18,16 @@ function runDir(): string {
 }
 
 /** Ask a closed run database directly, read-only, the way a user's Cypher would. */
-async function cypher(dir: string, text: string): Promise<Record<string, KuzuValue>[]> {
-  const db = new Database(join(dir, DATABASE_NAME), 64 * 1024 * 1024, true, true);
+function cypher(dir: string, text: string): Promise<Record<string, KuzuValue>[]> {
+  return raw(dir, text, true);
+}
+
+function writable(dir: string, text: string): Promise<Record<string, KuzuValue>[]> {
+  return raw(dir, text, false);
+}
+
+async function raw(dir: string, text: string, readOnly: boolean): Promise<Record<string, KuzuValue>[]> {
+  const db = new Database(join(dir, DATABASE_NAME), 64 * 1024 * 1024, true, readOnly);
   const conn = new Connection(db);
   try {
     const result = await conn.query(text);
@@ -64,8 +72,17 @@ describe("RunStore", () => {
     const nodes = ["SchemaVersion", "Run", "Step", "Execution", "Code", "Lesson", "Artifact"];
     const rels = ["PARENT", "IN_RUN", "EXECUTED", "HAS_CODE", "DERIVED_FROM", "LEARNED", "GENERATED", "USED"];
     expect(tables.sort()).toEqual([...nodes.map((n) => `NODE ${n}`), ...rels.map((r) => `REL ${r}`)].sort());
-    const [version] = await cypher(dir, "MATCH (v:SchemaVersion) RETURN max(v.version) AS v");
-    expect(version?.v).toBe(MIGRATIONS.at(-1)!.version);
+    await (await RunStore.open(dir)).close(); // a re-open migrates nothing
+    const versions = await cypher(dir, "MATCH (s:SchemaVersion) RETURN s.version AS v ORDER BY v");
+    expect(versions.map((r) => r.v)).toEqual(MIGRATIONS.map((m) => m.version));
+  });
+
+  test("refuses a database from a newer dsassist", async () => {
+    const dir = await recordedRun();
+    await writable(dir, "CREATE (:SchemaVersion {version: 99, why: 'the future'})");
+    await expect(RunStore.open(dir)).rejects.toThrow(
+      `${join(dir, DATABASE_NAME)} has schema version 99, newer than this dsassist's ${MIGRATIONS.at(-1)!.version}`,
+    );
   });
 
   test("steps and the run round-trip exactly, after close and re-open", async () => {
@@ -209,7 +226,9 @@ describe("RunStore", () => {
       const other = spawn(process.execPath, ["--import", "tsx", "-e", openScript(dir)], { cwd: ROOT });
       const [code, stderr] = await exited(other);
       expect(code).toBe(0);
-      expect(stderr).toMatch(/^ProvenanceError: \S+provenance.kuzu cannot be opened: [^\n]+\n$/);
+      expect(stderr).toBe(
+        `ProvenanceError: ${join(dir, DATABASE_NAME)} cannot be opened: another process has it open (one writer at a time)\n`,
+      );
     } finally {
       await store.close();
     }
