@@ -112,7 +112,7 @@ describe("the cached environment", () => {
     onProgress: (line: string) => progress.push(line),
   });
 
-  it("is created once, reused, and redone when its marker is missing", async () => {
+  it("is created once, then reused", async () => {
     const progress: string[] = [];
     const env = await withoutEnv(() => kernelPython(options(progress)));
     const folder = await cachedEnvFolder(options());
@@ -127,14 +127,6 @@ describe("the cached environment", () => {
     const again: string[] = [];
     expect(await withoutEnv(() => kernelPython(options(again)))).toEqual(env);
     expect(again).toEqual([]);
-
-    // an install killed half way leaves no marker: the folder is not trusted
-    await fs.rm(path.join(folder, ".dsassist-complete"));
-    await fs.writeFile(path.join(folder, "left-over"), "");
-    const redo: string[] = [];
-    expect(await withoutEnv(() => kernelPython(options(redo)))).toEqual(env);
-    expect(redo).toHaveLength(1);
-    await expect(fs.stat(path.join(folder, "left-over"))).rejects.toThrow();
   });
 
   it("waits while another process holds the lock, then uses what it made", async () => {
@@ -160,16 +152,19 @@ describe("the cached environment", () => {
     }
   });
 
-  it("takes over the lock of an install that died, and redoes the install", async () => {
+  it("redoes an install that was killed half way: no marker, its owner's lock left behind", async () => {
     const folder = await cachedEnvFolder(options());
     await fs.rm(path.join(folder, ".dsassist-complete"));
+    await fs.writeFile(path.join(folder, "left-over"), "");
     const dead = spawn("true");
     await new Promise((resolve) => dead.on("exit", resolve));
     await fs.writeFile(`${folder}.lock`, String(dead.pid));
     const progress: string[] = [];
     expect((await withoutEnv(() => kernelPython(options(progress)))).prefix).toBe(folder);
     expect(progress).toHaveLength(1);
+    await expect(fs.stat(path.join(folder, "left-over"))).rejects.toThrow(); // made afresh
     await expect(fs.stat(`${folder}.lock`)).rejects.toThrow();
+    await fs.stat(path.join(folder, ".dsassist-complete"));
   });
 
   it("says when pip fails, with pip's output as the detail", async () => {
