@@ -3,6 +3,7 @@ known only after the outcome, and the user's --keep, on synthetic tables and on 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -201,8 +202,6 @@ def test_held_out_check_stays_fast_on_a_wide_table():
     X = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(40)})
     X = X.assign(**{f"c{i}": rng.choice(list("abcdefghij"), n) for i in range(10)})
     y = pd.Series((X["x0"] + rng.normal(size=n) > 0).astype(int))
-    import time
-
     start = time.perf_counter()
     scores = toolkit.held_out_scores(X, y, "binary")
     assert time.perf_counter() - start < 2  # about 0.2 s here: 5,000 rows, 3 folds
