@@ -2,6 +2,8 @@
  * The core's public surface: run, resume, predict. The CLI calls these, and so will the
  * MCP server and the Slack bot. It only wires the parts together; each part owns its logic.
  */
+import { randomUUID } from "node:crypto";
+import { stat } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { kernelPython } from "@dsassist/sandboxes";
 import { Coder } from "./agents/coder.ts";
@@ -10,14 +12,14 @@ import { Planner } from "./agents/planner.ts";
 import { Reflector } from "./agents/reflector.ts";
 import type { Agents } from "./bus/bus.ts";
 import { InProcessBus } from "./bus/inprocess.ts";
-import { loadFileConfig, type RunConfig, type RunConfigInput, runConfig } from "./config.ts";
+import { loadFileConfig, RunConfig, type RunConfigInput, runConfig } from "./config.ts";
 import { Controller, type Progress } from "./controller.ts";
 import { inspectTable, type TableInfo } from "./data.ts";
 import { UserError } from "./errors.ts";
 import { Loop } from "./loop.ts";
 import { DEFAULT_METRIC, METRICS, REGRESSION_METRICS } from "./metrics.ts";
-import { RunOptions, type Task } from "./messages.ts";
-import { RunStore } from "./provenance/store.ts";
+import { type Json, RunOptions, type Task } from "./messages.ts";
+import { RunStore } from "./provenance/kuzu.ts";
 import { finishRun, prepareFolder, type RunResult } from "./runfolder.ts";
 import { openSandboxes } from "./sandboxes.ts";
 import { loadTemplates } from "./templates/load.ts";
@@ -44,13 +46,32 @@ export async function run(flags: RunConfigInput, hooks: RunHooks = {}): Promise<
   const table = await inspectTable(env, data, cfg.target);
   if (cfg.target === null) throw new UserError("give --target (the column to predict)");
   const options = runOptions(cfg, table, data);
-  const templates = await loadTemplates(undefined, cfg.templates);
+  const templates = loadTemplates(undefined, cfg.templates);
   const out = resolve(cfg.out);
   await prepareFolder(out, cfg.overwrite);
   const store = await RunStore.open(out);
-  await store.recordRun({ config: cfg, options, dataset: { path: data, ...table } });
+  await store.recordRun({
+    id: randomUUID(),
+    dataset: {
+      path: data,
+      sha256: table.sha256,
+      bytes: (await stat(data)).size,
+      rows: table.rows,
+      columns: table.columns.length,
+      mediaType: MEDIA_TYPES[table.format],
+    },
+    target: cfg.target,
+    task: options.task,
+    metric: options.metric,
+    question: cfg.question,
+    seed: cfg.seed,
+    budget: { wall_s: cfg.budgetS, steps: cfg.maxSteps },
+    options,
+    config: JSON.parse(JSON.stringify(cfg)) as Record<string, Json>,
+    startedAt: new Date().toISOString(),
+  });
   const loop = Loop.fresh(options, cfg.budgetS, cfg.maxSteps);
-  return drive({ loop, cfg, templates, store, out, data, env, hooks, spentS: 0 });
+  return drive({ loop, cfg, templates, store, out, data, sha256: table.sha256, env, hooks, spentS: 0 });
 }
 
 /** Continue a run stopped at any point: completed steps are kept, not repeated. */
@@ -59,10 +80,11 @@ export async function resume(runDir: string, hooks: RunHooks = {}): Promise<RunR
   const store = await RunStore.openExisting(out);
   try {
     const recorded = await store.run();
+    if (recorded === null) throw new UserError(`no run to resume in ${runDir}: it was never recorded`);
     if (recorded.status !== "running" && recorded.status !== "interrupted") {
       throw new UserError(`the run in ${runDir} is already ${recorded.status}: nothing to resume`);
     }
-    const cfg = recorded.config as RunConfig;
+    const cfg = RunConfig.parse(recorded.config);
     const env = await kernelPython({ python: cfg.python ?? undefined, onProgress: hooks.onInfo });
     const table = await inspectTable(env, recorded.dataset.path, cfg.target);
     if (table.sha256 !== recorded.dataset.sha256) {
@@ -72,8 +94,19 @@ export async function resume(runDir: string, hooks: RunHooks = {}): Promise<RunR
     const loop = Loop.fresh(options, cfg.budgetS, cfg.maxSteps);
     for (const { summary, execution, code } of await store.steps()) loop.add(summary, execution, code);
     const spentS = loop.view.steps.reduce((sum, s) => sum + s.durationS, 0);
-    const templates = await loadTemplates(undefined, cfg.templates);
-    return await drive({ loop, cfg, templates, store, out, data: recorded.dataset.path, env, hooks, spentS });
+    const templates = loadTemplates(undefined, cfg.templates);
+    return await drive({
+      loop,
+      cfg,
+      templates,
+      store,
+      out,
+      data: recorded.dataset.path,
+      sha256: table.sha256,
+      env,
+      hooks,
+      spentS,
+    });
   } catch (error) {
     await store.close();
     throw error;
@@ -87,6 +120,7 @@ interface Drive {
   store: RunStore;
   out: string;
   data: string;
+  sha256: string;
   env: Awaited<ReturnType<typeof kernelPython>>;
   hooks: RunHooks;
   spentS: number;
@@ -121,12 +155,14 @@ async function drive(d: Drive): Promise<RunResult> {
   const status = d.hooks.signal?.aborted ? "interrupted" : "finished";
   const elapsedS = performance.now() / 1000 - started;
   try {
-    return await finishRun({ loop, cfg, store, out, data: d.data, status, elapsedS });
+    return await finishRun({ loop, cfg, store, out, data: d.data, sha256: d.sha256, status, elapsedS });
   } finally {
     await bus.close();
     await store.close();
   }
 }
+
+const MEDIA_TYPES = { csv: "text/csv", tsv: "text/tab-separated-values", parquet: "application/vnd.apache.parquet" };
 
 /** The offline policies, one per role. */
 export function agents(templates: Template[], exploreShare: number): Agents {

@@ -41,7 +41,7 @@ export interface Progress {
 
 /** Where finished steps go: the run's provenance (a port; Kùzu behind it). */
 export interface StepRecorder {
-  recordStep(step: StepSummary, attempts: Attempt[], startedAt: string): Promise<void>;
+  recordStep(step: StepSummary, attempts: Attempt[], startedAt: string): Promise<unknown>;
 }
 
 export interface ControllerOptions {

@@ -5,14 +5,14 @@
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { ReportInput } from "./report/input.ts";
 import type { RunConfig } from "./config.ts";
 import { UserError } from "./errors.ts";
 import type { Loop } from "./loop.ts";
 import { METRICS } from "./metrics.ts";
 import type { Json } from "./messages.ts";
-import type { RunStore } from "./provenance/store.ts";
-import { answerFor, writeReport } from "./report/markdown.ts";
-import { writeNotebook } from "./report/notebook.ts";
+import type { RunStore } from "./provenance/kuzu.ts";
+import { answerFor, writeNotebook, writeReport } from "./report/index.ts";
 
 /** The outcome of a run, as written to `result.json` (its keys are the file's contract). */
 export interface RunResult {
@@ -53,6 +53,7 @@ export interface Finish {
   store: RunStore;
   out: string;
   data: string;
+  sha256: string;
   status: RunResult["status"];
   elapsedS: number;
 }
@@ -67,8 +68,9 @@ export async function finishRun(f: Finish): Promise<RunResult> {
   const best = loop.best;
   const baseline = steps.find((s) => s.kind === "baseline" && s.metrics);
   const validation = loop.record("validation");
-  const drivers = (loop.record("final", "drivers").columns ?? []) as Record<string, Json>[];
-  const answer = answerFor(loop, cfg.target ?? "", drivers);
+  const drivers = loop.record("final", "drivers");
+  const facts = { steps, bestStep: loop.view.bestStep, target: cfg.target, drivers, stopReason: loop.stopReason };
+  const answer = answerFor(ReportInput.pick({ steps: true, bestStep: true, target: true, drivers: true, stopReason: true }).parse(facts));
   const result: RunResult = {
     run_dir: out,
     status: f.status,
@@ -88,10 +90,35 @@ export async function finishRun(f: Finish): Promise<RunResult> {
     validation,
     answer,
   };
-  await writeReport(out, { loop, result, dataName: basename(f.data), dataPath: f.data, question: cfg.question });
-  const title = `${basename(f.data)}: predicting ${cfg.target}`;
-  await writeNotebook(join(out, "notebook.ipynb"), title, loop.winningPath().map((link) => link.code));
+  const path = loop.winningPath();
+  await writeReport(out, {
+    question: cfg.question,
+    answer,
+    dataset: { path: f.data, sha256: f.sha256 },
+    target: cfg.target,
+    task: loop.view.task,
+    metric: loop.view.metric,
+    profile: loop.view.profile,
+    validation,
+    steps,
+    bestStep: loop.view.bestStep,
+    path,
+    drivers,
+    plots: plots(loop),
+    result: { status: f.status, elapsedS: f.elapsedS },
+    stopReason: loop.stopReason,
+  });
+  await writeNotebook(join(out, "notebook.ipynb"), path, `${basename(f.data)}: predicting ${cfg.target}`);
   await writeFile(join(out, "result.json"), `${JSON.stringify(result, null, 2)}\n`);
-  await f.store.recordResult(f.status, result);
+  await f.store.recordResult({ ...result, status: f.status });
   return result;
+}
+
+/** The profile's and the final refit's images, as the report shows them. */
+function plots(loop: Loop): { title: string; path: string }[] {
+  return loop.view.steps.flatMap((step) => {
+    if (step.kind !== "profile" && step.kind !== "final") return [];
+    const outputs = loop.executions.get(step.id)?.outputs ?? [];
+    return outputs.flatMap((o) => (o.path ? [{ title: step.kind, path: o.path }] : []));
+  });
 }

@@ -79,6 +79,24 @@ export async function kernelPython(options: KernelEnvOptions = {}): Promise<Kern
   return cached(options);
 }
 
+/** What `dsassist doctor` says of the kernel interpreter, without setting anything up. */
+export async function describeKernelPython(): Promise<{ ok: boolean; text: string; fix?: string }> {
+  try {
+    const fromEnv = process.env.DSASSIST_PYTHON;
+    if (fromEnv) return { ok: true, text: `${(await explicit(fromEnv, "DSASSIST_PYTHON")).python} (DSASSIST_PYTHON)` };
+    const base = await basePython({});
+    const folder = await folderFor(base, {});
+    const found = await ready(folder);
+    const text = found
+      ? `${path.join(folder, "bin", "python")} (managed environment, Python ${found.version})`
+      : `${base.command} ${base.version}: the kernel environment is set up on the first run, in ${folder}`;
+    return { ok: true, text };
+  } catch (error) {
+    if (!(error instanceof KernelEnvError)) throw error;
+    return { ok: false, text: error.message, fix: "install Python 3.10+ with venv, or give --python" };
+  }
+}
+
 /** The folder of the cached environment for these options (whether it exists or not). */
 export async function cachedEnvFolder(options: KernelEnvOptions = {}): Promise<string> {
   const base = await basePython(options);
