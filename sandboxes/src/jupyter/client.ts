@@ -74,12 +74,18 @@ interface Route {
 const live = new Set<KernelClient>();
 let exitHookInstalled = false;
 
-/** No kernel outlives this process, even where bubblewrap's --die-with-parent does not apply. */
+/**
+ * No kernel outlives this process, even where bubblewrap's --die-with-parent does not apply,
+ * and no socket folder stays behind (a crash skips close()).
+ */
 function killAllOnExit(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.once("exit", () => {
-    for (const client of live) client.kill();
+    for (const client of live) {
+      client.kill();
+      rmSync(client.connection.socketDir, { recursive: true, force: true });
+    }
   });
 }
 
