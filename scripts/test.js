@@ -26,7 +26,7 @@ process.env.DSASSIST_PYTHON = env.python;
 
 const run = (command, args) => spawnSync(command, args, { cwd: root, stdio: "inherit" }).status ?? 1;
 
-if (run(env.python, ["-c", "import pytest"]) !== 0) {
+if (run(env.python, ["-c", "import pytest, nbclient, nbformat"]) !== 0) {
   const requirements = path.join(runtime, "requirements-dev.txt");
   console.log(`installing the runtime's test tools into ${env.prefix}`);
   if (

@@ -39,6 +39,7 @@ export interface RunHooks {
 
 /** Run the closed loop on a table and write the run folder. Bad input: a UserError, nothing written. */
 export async function run(flags: RunConfigInput, hooks: RunHooks = {}): Promise<RunResult> {
+  const enteredAt = performance.now(); // the budget covers the set-up too
   const { file, config: fileConfig } = loadFileConfig(flags.configFile ?? undefined);
   const cfg = runConfig(flags, fileConfig, file);
   const env = await kernelPython({ python: cfg.python ?? undefined, onProgress: hooks.onInfo });
@@ -71,11 +72,12 @@ export async function run(flags: RunConfigInput, hooks: RunHooks = {}): Promise<
     startedAt: new Date().toISOString(),
   });
   const loop = Loop.fresh(options, cfg.budgetS, cfg.maxSteps);
-  return drive({ loop, cfg, templates, store, out, data, sha256: table.sha256, env, hooks, spentS: 0 });
+  return drive({ loop, cfg, templates, store, out, data, sha256: table.sha256, env, hooks, spentS: 0, enteredAt });
 }
 
 /** Continue a run stopped at any point: completed steps are kept, not repeated. */
 export async function resume(runDir: string, hooks: RunHooks = {}): Promise<RunResult> {
+  const enteredAt = performance.now();
   const out = resolve(runDir);
   const store = await RunStore.openExisting(out);
   try {
@@ -106,6 +108,7 @@ export async function resume(runDir: string, hooks: RunHooks = {}): Promise<RunR
       env,
       hooks,
       spentS,
+      enteredAt,
     });
   } catch (error) {
     await store.close();
@@ -123,7 +126,10 @@ interface Drive {
   sha256: string;
   env: Awaited<ReturnType<typeof kernelPython>>;
   hooks: RunHooks;
+  /** seconds spent by earlier sessions of this run (a resume) */
   spentS: number;
+  /** when this session entered the API (performance.now()): set-up counts against the budget */
+  enteredAt: number;
 }
 
 /** Run the loop from wherever it stands to the end, then write the run folder's results. */
@@ -131,6 +137,7 @@ async function drive(d: Drive): Promise<RunResult> {
   const { loop, cfg, store, out } = d;
   const bus = new InProcessBus(agents(d.templates, cfg.exploreShare));
   const sandboxes = await openSandboxes(cfg, d.env, out, d.data);
+  const spentS = d.spentS + (performance.now() - d.enteredAt) / 1000;
   const controller = new Controller({
     bus,
     sandboxes,
@@ -141,11 +148,11 @@ async function drive(d: Drive): Promise<RunResult> {
     cellTimeoutS: cfg.cellTimeoutS,
     maxFixAttempts: cfg.maxFixAttempts,
     onStep: d.hooks.onStep,
-    spentS: d.spentS,
+    spentS,
   });
   const stop = () => controller.stop();
   d.hooks.signal?.addEventListener("abort", stop, { once: true });
-  const started = performance.now() / 1000 - d.spentS;
+  const started = performance.now() / 1000 - spentS;
   try {
     await controller.run(loop);
   } finally {
