@@ -17,17 +17,17 @@ import { Controller, type Progress } from "./controller.ts";
 import { inspectTable, type TableInfo } from "./data.ts";
 import { UserError } from "./errors.ts";
 import { Loop } from "./loop.ts";
-import { DEFAULT_METRIC, METRICS, REGRESSION_METRICS } from "./metrics.ts";
 import { type Json, RunOptions, type Task } from "./messages.ts";
+import { DEFAULT_METRIC, METRICS, REGRESSION_METRICS } from "./metrics.ts";
 import { RunStore } from "./provenance/kuzu.ts";
 import { finishRun, prepareFolder, type RunResult } from "./runfolder.ts";
 import { openSandboxes } from "./sandboxes.ts";
 import { loadTemplates } from "./templates/load.ts";
 import type { Template } from "./templates/types.ts";
 
-export type { RunResult } from "./runfolder.ts";
 export type { Progress } from "./controller.ts";
 export { predict } from "./predict.ts";
+export type { RunResult } from "./runfolder.ts";
 
 export interface RunHooks {
   onStep?: (progress: Progress) => void;
@@ -72,7 +72,19 @@ export async function run(flags: RunConfigInput, hooks: RunHooks = {}): Promise<
     startedAt: new Date().toISOString(),
   });
   const loop = Loop.fresh(options, cfg.budgetS, cfg.maxSteps);
-  return drive({ loop, cfg, templates, store, out, data, sha256: table.sha256, env, hooks, spentS: 0, enteredAt });
+  return drive({
+    loop,
+    cfg,
+    templates,
+    store,
+    out,
+    data,
+    sha256: table.sha256,
+    env,
+    hooks,
+    spentS: 0,
+    enteredAt,
+  });
 }
 
 /** Continue a run stopped at any point: completed steps are kept, not repeated. */
@@ -90,7 +102,9 @@ export async function resume(runDir: string, hooks: RunHooks = {}): Promise<RunR
     const env = await kernelPython({ python: cfg.python ?? undefined, onProgress: hooks.onInfo });
     const table = await inspectTable(env, recorded.dataset.path, cfg.target);
     if (table.sha256 !== recorded.dataset.sha256) {
-      throw new UserError(`${recorded.dataset.path} changed since the run started (sha256 differs): start a new run`);
+      throw new UserError(
+        `${recorded.dataset.path} changed since the run started (sha256 differs): start a new run`,
+      );
     }
     const options = RunOptions.parse(recorded.options);
     const loop = Loop.fresh(options, cfg.budgetS, cfg.maxSteps);
@@ -169,7 +183,11 @@ async function drive(d: Drive): Promise<RunResult> {
   }
 }
 
-const MEDIA_TYPES = { csv: "text/csv", tsv: "text/tab-separated-values", parquet: "application/vnd.apache.parquet" };
+const MEDIA_TYPES = {
+  csv: "text/csv",
+  tsv: "text/tab-separated-values",
+  parquet: "application/vnd.apache.parquet",
+};
 
 /** The offline policies, one per role. */
 export function agents(templates: Template[], exploreShare: number): Agents {

@@ -3,13 +3,14 @@
  * its model, `doctor` to see what this machine offers. A user's mistake is one line on
  * stderr and exit code 2; nothing is written before it.
  */
+
+import { SandboxError } from "@dsassist/sandboxes";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import * as api from "./api.ts";
 import type { RunConfigInput } from "./config.ts";
 import { doctor, formatDoctor } from "./doctor.ts";
 import { UserError } from "./errors.ts";
 import { liveView } from "./live.ts";
-import { SandboxError } from "@dsassist/sandboxes";
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -56,7 +57,13 @@ function program(): Command {
     .option("--templates <dir>", "a folder of extra template files (repeatable)", collect)
     .option("--python <path>", "kernel interpreter to use instead of the managed environment")
     .addOption(new Option("--sandbox <backend>", "where kernels run").choices(["local"]))
-    .addOption(new Option("--isolation <mode>", "auto (bubblewrap if present), strict or none").choices(["auto", "strict", "none"]))
+    .addOption(
+      new Option("--isolation <mode>", "auto (bubblewrap if present), strict or none").choices([
+        "auto",
+        "strict",
+        "none",
+      ]),
+    )
     .action(async (data: string, o: Record<string, unknown>) => {
       const flags: RunConfigInput = {
         data,
@@ -130,7 +137,9 @@ async function runWithView(start: (hooks: api.RunHooks) => Promise<api.RunResult
       signal: abort.signal,
     });
     const best = result.best_score === null ? "no model" : `${result.metric} ${result.best_score.toFixed(4)}`;
-    say(`${result.status}: ${result.stop_reason || "done"}; best ${best} (step ${result.best_step ?? "-"}), ${result.steps} steps in ${result.elapsed_s}s`);
+    say(
+      `${result.status}: ${result.stop_reason || "done"}; best ${best} (step ${result.best_step ?? "-"}), ${result.steps} steps in ${result.elapsed_s}s`,
+    );
     say(`report: ${result.run_dir}/report.md`);
     if (abort.signal.aborted) process.exitCode = 130;
   } finally {

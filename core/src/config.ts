@@ -37,7 +37,10 @@ const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
 /** `dsassist.toml`: what a team sets once. LLM sections are read by the LLM mode. */
 export const FileConfig = z
   .object({
-    budget: z.object({ wall: Duration.optional(), usd: z.number().positive().optional() }).strict().optional(),
+    budget: z
+      .object({ wall: Duration.optional(), usd: z.number().positive().optional() })
+      .strict()
+      .optional(),
     kernel: z.object({ python: z.string().optional() }).strict().optional(),
     sandbox: z
       .object({

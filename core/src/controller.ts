@@ -13,8 +13,8 @@ import { ACCEPT_CELL, type Loop, replayed } from "./loop.ts";
 import {
   type Attempt,
   type Cell,
-  Evaluation,
   type EvaluateRequest,
+  Evaluation,
   type Execution,
   history,
   type Params,

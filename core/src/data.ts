@@ -39,7 +39,10 @@ export async function inspectTable(env: KernelEnv, path: string, target: string 
       maxBuffer: 64 * 1024 * 1024,
     }));
   } catch (error) {
-    const detail = String((error as { stderr?: string }).stderr ?? error).trim().split("\n").at(-1);
+    const detail = String((error as { stderr?: string }).stderr ?? error)
+      .trim()
+      .split("\n")
+      .at(-1);
     throw new UserError(`could not read ${path} with ${env.python}: ${detail}`);
   }
   const reply = Reply.parse(JSON.parse(stdout));

@@ -64,8 +64,12 @@ async function bubblewrap(): Promise<Check> {
     return {
       name: "bubblewrap",
       ok: false,
-      found: absent ? "not installed: kernels run without isolation" : "installed, but may not create namespaces here",
-      fix: absent ? "apt-get install bubblewrap" : "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)",
+      found: absent
+        ? "not installed: kernels run without isolation"
+        : "installed, but may not create namespaces here",
+      fix: absent
+        ? "apt-get install bubblewrap"
+        : "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)",
     };
   }
 }
@@ -86,7 +90,9 @@ async function nats(): Promise<Check> {
       socket.destroy();
     });
   });
-  const version = greeting?.startsWith("INFO ") ? (JSON.parse(greeting.slice(5)) as { version?: string }).version : null;
+  const version = greeting?.startsWith("INFO ")
+    ? (JSON.parse(greeting.slice(5)) as { version?: string }).version
+    : null;
   return {
     name: "nats",
     ok: version != null,
@@ -100,7 +106,10 @@ async function docker(): Promise<Check> {
   const host = process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock";
   const target = host.startsWith("unix://")
     ? { socketPath: host.slice("unix://".length) }
-    : { host: new URL(host.replace(/^tcp:/, "http:")).hostname, port: Number(new URL(host.replace(/^tcp:/, "http:")).port) };
+    : {
+        host: new URL(host.replace(/^tcp:/, "http:")).hostname,
+        port: Number(new URL(host.replace(/^tcp:/, "http:")).port),
+      };
   const answer = await new Promise<string | null>((resolve) => {
     const req = request({ ...target, path: "/_ping", timeout: 1000 }, (res) => {
       let body = "";

@@ -67,7 +67,7 @@ export class Loop {
   record(kind: string, recordKind = kind): Record<string, Json> {
     const step = this.view.steps.find((s) => s.kind === kind && s.verdict === "done");
     const execution = step && this.executions.get(step.id);
-    return (execution ? records(execution, recordKind).at(-1) : undefined) as Record<string, Json> ?? {};
+    return ((execution ? records(execution, recordKind).at(-1) : undefined) as Record<string, Json>) ?? {};
   }
 
   /**

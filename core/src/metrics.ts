@@ -13,6 +13,10 @@ export const METRICS: Record<string, boolean> = {
   r2: true,
 };
 
-export const DEFAULT_METRIC: Record<Task, string> = { binary: "roc_auc", multiclass: "accuracy", regression: "rmse" };
+export const DEFAULT_METRIC: Record<Task, string> = {
+  binary: "roc_auc",
+  multiclass: "accuracy",
+  regression: "rmse",
+};
 
 export const REGRESSION_METRICS = new Set(["rmse", "mae", "r2"]);

@@ -51,7 +51,10 @@ export async function predict(runDir: string, data: string, output: string): Pro
   await inspectTable(env, input, null); // a bad file is one line, before any kernel starts
   const scratch = await mkdtemp(join(tmpdir(), "dsassist-predict-"));
   const work = join(scratch, "work");
-  const ext = extname(output).toLowerCase() === ".parquet" || extname(output).toLowerCase() === ".pq" ? ".parquet" : ".csv";
+  const ext =
+    extname(output).toLowerCase() === ".parquet" || extname(output).toLowerCase() === ".pq"
+      ? ".parquet"
+      : ".csv";
   const written = join(work, `predictions${ext}`);
   const sandbox = await createSandbox({
     workdir: work,
@@ -63,10 +66,15 @@ export async function predict(runDir: string, data: string, output: string): Pro
   });
   try {
     const classify = meta.task !== "regression";
-    const result = await sandbox.execute(PREDICT_CELL(model, input, written, meta.features, classify), { timeoutS: 3600 });
+    const result = await sandbox.execute(PREDICT_CELL(model, input, written, meta.features, classify), {
+      timeoutS: 3600,
+    });
     if (!result.ok) {
       const error = result.error!;
-      const why = error.name === "KeyError" ? `${basename(data)} ${error.value.replace(/^['"]|['"]$/g, "")}` : `${error.name}: ${error.value}`;
+      const why =
+        error.name === "KeyError"
+          ? `${basename(data)} ${error.value.replace(/^['"]|['"]$/g, "")}`
+          : `${error.name}: ${error.value}`;
       throw new UserError(`the model failed to predict: ${why}`);
     }
     const destination = resolve(output);

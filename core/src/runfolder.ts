@@ -5,14 +5,14 @@
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { ReportInput } from "./report/input.ts";
 import type { RunConfig } from "./config.ts";
 import { UserError } from "./errors.ts";
 import type { Loop } from "./loop.ts";
-import { METRICS } from "./metrics.ts";
 import type { Json } from "./messages.ts";
+import { METRICS } from "./metrics.ts";
 import type { RunStore } from "./provenance/kuzu.ts";
 import { answerFor, writeNotebook, writeReport } from "./report/index.ts";
+import { ReportInput } from "./report/input.ts";
 
 /** The outcome of a run, as written to `result.json` (its keys are the file's contract). */
 export interface RunResult {
@@ -40,7 +40,8 @@ export async function prepareFolder(out: string, overwrite: boolean): Promise<vo
   if (existsSync(out)) {
     if (!(await stat(out)).isDirectory()) throw new UserError(`output folder ${out} is a file`);
     if ((await readdir(out)).length > 0) {
-      if (!overwrite) throw new UserError(`output folder ${out} is not empty (use --overwrite to replace it)`);
+      if (!overwrite)
+        throw new UserError(`output folder ${out} is not empty (use --overwrite to replace it)`);
       await rm(out, { recursive: true, force: true });
     }
   }
@@ -69,8 +70,18 @@ export async function finishRun(f: Finish): Promise<RunResult> {
   const baseline = steps.find((s) => s.kind === "baseline" && s.metrics);
   const validation = loop.record("validation");
   const drivers = loop.record("final", "drivers");
-  const facts = { steps, bestStep: loop.view.bestStep, target: cfg.target, drivers, stopReason: loop.stopReason };
-  const answer = answerFor(ReportInput.pick({ steps: true, bestStep: true, target: true, drivers: true, stopReason: true }).parse(facts));
+  const facts = {
+    steps,
+    bestStep: loop.view.bestStep,
+    target: cfg.target,
+    drivers,
+    stopReason: loop.stopReason,
+  };
+  const answer = answerFor(
+    ReportInput.pick({ steps: true, bestStep: true, target: true, drivers: true, stopReason: true }).parse(
+      facts,
+    ),
+  );
   const result: RunResult = {
     run_dir: out,
     status: f.status,

@@ -8,9 +8,21 @@ import { createSandbox, type KernelEnv, nextKernelUid, type Sandbox } from "@dsa
 import type { RunConfig } from "./config.ts";
 
 /** What the tabular cells import: pooled kernels import it while they wait. */
-const TABULAR_MODULES = ["numpy", "pandas", "sklearn.ensemble", "lightgbm", "matplotlib.pyplot", "dsassist_kernel.toolkit"];
+const TABULAR_MODULES = [
+  "numpy",
+  "pandas",
+  "sklearn.ensemble",
+  "lightgbm",
+  "matplotlib.pyplot",
+  "dsassist_kernel.toolkit",
+];
 
-export async function openSandboxes(cfg: RunConfig, env: KernelEnv, out: string, data: string): Promise<Sandbox[]> {
+export async function openSandboxes(
+  cfg: RunConfig,
+  env: KernelEnv,
+  out: string,
+  data: string,
+): Promise<Sandbox[]> {
   const cores = cfg.cores ?? Math.max(1, Math.floor(availableParallelism() / cfg.parallel));
   const shared = {
     // the kernel writes only to work/: the database and the report stay out of its reach

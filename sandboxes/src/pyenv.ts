@@ -83,13 +83,14 @@ export async function kernelPython(options: KernelEnvOptions = {}): Promise<Kern
 export async function describeKernelPython(): Promise<{ ok: boolean; text: string; fix?: string }> {
   try {
     const fromEnv = process.env.DSASSIST_PYTHON;
-    if (fromEnv) return { ok: true, text: `${(await explicit(fromEnv, "DSASSIST_PYTHON")).python} (DSASSIST_PYTHON)` };
+    if (fromEnv)
+      return { ok: true, text: `${(await explicit(fromEnv, "DSASSIST_PYTHON")).python} (DSASSIST_PYTHON)` };
     const base = await basePython({});
     const folder = await folderFor(base, {});
     const found = await ready(folder);
     const text = found
-      ? `${path.join(folder, "bin", "python")} (managed environment, Python ${found.version})`
-      : `${base.command} ${base.version}: the kernel environment is set up on the first run, in ${folder}`;
+      ? `${path.join(folder, "bin", "python")} (managed environment, Python ${found.version.split(" ")[0]})`
+      : `${base.command} ${base.version.split(" ")[0]}: the kernel environment is set up on the first run, in ${folder}`;
     return { ok: true, text };
   } catch (error) {
     if (!(error instanceof KernelEnvError)) throw error;

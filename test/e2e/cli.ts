@@ -1,5 +1,9 @@
 /** Running the real `dsassist` command, and reading what a run recorded. */
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import kuzu from "kuzu";
 
@@ -58,5 +62,55 @@ export async function stepRows(runDir: string) {
      RETURN s.id AS id, p.id AS parent, s.template_id AS template, s.verdict AS verdict, s.score AS score
      ORDER BY s.id`,
   );
-  return rows.map((r) => ({ ...r, id: Number(r.id), parent: r.parent === null ? null : Number(r.parent) }));
+  return rows.map((r) => ({
+    id: Number(r.id),
+    parent: r.parent === null ? null : Number(r.parent),
+    template: String(r.template),
+    verdict: String(r.verdict),
+    score: r.score === null ? null : Number(r.score),
+  }));
+}
+
+/** A fresh folder for one test's run folders. */
+export const tmp = () => mkdtempSync(join(tmpdir(), "dsassist-e2e-"));
+
+/** A run folder's result.json. */
+export const resultOf = (runDir: string) => JSON.parse(readFileSync(join(runDir, "result.json"), "utf8"));
+
+/**
+ * How many steps a live run has recorded: the controller writes a note to steps/ after each
+ * recorded step (the database cannot be read while the run holds it: one process per database).
+ */
+export function recordedSteps(runDir: string): number {
+  try {
+    return readdirSync(join(runDir, "steps")).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** The exit code of a started command (null when a signal ended it). */
+export function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+/**
+ * Start `dsassist` in a process group of its own and send `signal` to the whole group (what a
+ * terminal does) once `runDir` holds `steps` recorded steps; the exit code, once it ended.
+ * Throws when the run ends before that: the signal would test nothing.
+ */
+export async function signalAfter(args: string[], runDir: string, steps: number, signal: NodeJS.Signals) {
+  const child = start(args, { detached: true });
+  child.stdout?.resume();
+  let stderr = "";
+  child.stderr?.on("data", (d) => {
+    stderr += d;
+  });
+  while (recordedSteps(runDir) < steps) {
+    if (child.exitCode !== null) throw new Error(`the run ended before ${steps} steps: ${stderr}`);
+    await sleep(20);
+  }
+  process.kill(-child.pid!, signal);
+  return exited(child);
 }

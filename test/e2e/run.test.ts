@@ -18,7 +18,20 @@ describe("a run on titanic", () => {
   let stderr = "";
 
   beforeAll(async () => {
-    const ran = await dsassist("run", example("titanic"), "--target", "survived", "--budget", "2m", "--max-steps", "14", "--seed", "0", "--out", out);
+    const ran = await dsassist(
+      "run",
+      example("titanic"),
+      "--target",
+      "survived",
+      "--budget",
+      "2m",
+      "--max-steps",
+      "14",
+      "--seed",
+      "0",
+      "--out",
+      out,
+    );
     stderr = ran.stderr;
     expect(ran.code, ran.stderr).toBe(0);
   }, 240_000);
@@ -28,12 +41,20 @@ describe("a run on titanic", () => {
     expect(result.best_score).toBeGreaterThan(result.baseline_score + 0.2);
     expect(result.status).toBe("finished");
     expect(result.stop_reason).not.toBe("");
-    expect(stderr).toMatch(/ 0 ←   -  done .*Load the data once/); // the live view, one line per step
+    expect(stderr).toMatch(/ 0 ← {3}- {2}done .*Load the data once/); // the live view, one line per step
   });
 
   it("writes every file of the run folder, and they agree with provenance", async () => {
     const result = resultOf(out);
-    for (const name of ["report.md", "notebook.ipynb", "model.pkl", "model.json", "provenance.kuzu", "checkpoints", "work"]) {
+    for (const name of [
+      "report.md",
+      "notebook.ipynb",
+      "model.pkl",
+      "model.json",
+      "provenance.kuzu",
+      "checkpoints",
+      "work",
+    ]) {
       expect(existsSync(join(out, name)), name).toBe(true);
     }
     const steps = await stepRows(out);
@@ -52,7 +73,8 @@ describe("a run on titanic", () => {
     expect(report).toMatch(/excluded \*\*`class`\*\* because it duplicates/);
     const meta = JSON.parse(readFileSync(join(out, "model.json"), "utf8"));
     expect(meta.features).toContain("sex");
-    for (const gone of ["alive", "class", "embark_town", "survived"]) expect(meta.features).not.toContain(gone);
+    for (const gone of ["alive", "class", "embark_town", "survived"])
+      expect(meta.features).not.toContain(gone);
   });
 
   it("leaves a notebook that re-executes, in a plain Jupyter kernel, to the reported score", () => {
@@ -66,7 +88,9 @@ NotebookClient(nb, kernel_name="python3", timeout=600, resources={"metadata": {"
 printed = [o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "stream"]
 print("".join(printed))
 `;
-    const printed = execFileSync(python(), ["-c", script, join(out, "notebook.ipynb"), folder], { encoding: "utf8" });
+    const printed = execFileSync(python(), ["-c", script, join(out, "notebook.ipynb"), folder], {
+      encoding: "utf8",
+    });
     const scores = [...printed.matchAll(/roc_auc: (\d\.\d{4}) ±/g)].map((m) => m[1]);
     expect(scores.at(-1)).toBe(result.best_score.toFixed(4));
   }, 120_000);
@@ -80,7 +104,9 @@ print("".join(printed))
     expect(header.slice(-3)).toEqual(["prediction", "proba_0", "proba_1"]);
     const input = readFileSync(example("titanic"), "utf8").trim().split("\n");
     expect(lines).toHaveLength(input.length);
-    expect(lines.slice(1, 6).map((l) => l.split(",")[6])).toEqual(input.slice(1, 6).map((l) => l.split(",")[6])); // fares, in order
+    expect(lines.slice(1, 6).map((l) => l.split(",")[6])).toEqual(
+      input.slice(1, 6).map((l) => l.split(",")[6]),
+    ); // fares, in order
   });
 
   it("names the columns a table lacks for prediction, in one line, writing nothing", async () => {
@@ -98,8 +124,20 @@ describe("repairs and determinism", () => {
   it("fixes failing cells in place and records the failure and the fix", async () => {
     const out = join(tmp(), "run");
     const ran = await dsassist(
-      "run", example("titanic"), "--target", "survived", "--budget", "2m", "--max-steps", "13", "--seed", "0",
-      "--out", out, "--templates", join(ROOT, "test/fixtures/templates"),
+      "run",
+      example("titanic"),
+      "--target",
+      "survived",
+      "--budget",
+      "2m",
+      "--max-steps",
+      "13",
+      "--seed",
+      "0",
+      "--out",
+      out,
+      "--templates",
+      join(ROOT, "test/fixtures/templates"),
     );
     expect(ran.code, ran.stderr).toBe(0);
     expect(resultOf(out).fixed_steps).toBeGreaterThanOrEqual(2);
@@ -110,8 +148,14 @@ describe("repairs and determinism", () => {
        ORDER BY template, attempt`,
     );
     const byTemplate = (t: string) => rows.filter((r) => r.template === t).map((r) => [r.ok, r.rule]);
-    expect(byTemplate("probe_import")).toEqual([[false, ""], [true, "add-missing-import"]]);
-    expect(byTemplate("probe_column")).toEqual([[false, ""], [true, "use-existing-column"]]);
+    expect(byTemplate("probe_import")).toEqual([
+      [false, ""],
+      [true, "add-missing-import"],
+    ]);
+    expect(byTemplate("probe_column")).toEqual([
+      [false, ""],
+      [true, "use-existing-column"],
+    ]);
     expect(rows.some((r) => r.verdict === "failed")).toBe(false);
     const fixed = await cypher(out, "MATCH (:Code)-[:DERIVED_FROM]->(:Code) RETURN count(*) AS n");
     expect(Number(fixed[0]!.n)).toBe(2);
@@ -121,7 +165,20 @@ describe("repairs and determinism", () => {
     const runs = [];
     for (const i of [0, 1]) {
       const out = join(tmp(), `run${i}`);
-      const ran = await dsassist("run", example("penguins"), "--target", "species", "--budget", "5m", "--max-steps", "10", "--seed", "3", "--out", out);
+      const ran = await dsassist(
+        "run",
+        example("penguins"),
+        "--target",
+        "species",
+        "--budget",
+        "5m",
+        "--max-steps",
+        "10",
+        "--seed",
+        "3",
+        "--out",
+        out,
+      );
       expect(ran.code, ran.stderr).toBe(0);
       runs.push(await stepRows(out));
     }

@@ -21,7 +21,6 @@ const SECRETS = {
   AWS_SECRET_ACCESS_KEY: randomUUID(),
   DSASSIST_TEST_TOKEN: randomUUID(),
 };
-const confinedOnly = it.skipIf(!HAVE_BWRAP);
 let folders = 0;
 /** A fresh sandbox in its own run folder under the visible base. */
 function sandbox(options: Partial<ConstructorParameters<typeof LocalSandbox>[0]> = {}): LocalSandbox {

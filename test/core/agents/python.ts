@@ -8,8 +8,8 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { ErrorInfo } from "../../../core/src/messages.ts";
 
-// the environment setup (sandboxes/src/pyenv.ts) does not exist yet: read the variable here
-const PYTHON = process.env.DSASSIST_PYTHON ?? "/tmp/kenv/v/bin/python";
+// the kernel interpreter, as test/global-setup.ts found it with kernelPython()
+const PYTHON = process.env.DSASSIST_PYTHON!;
 
 const DRIVER = `
 import json, sys

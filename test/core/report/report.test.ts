@@ -223,7 +223,7 @@ describe("notebook.ipynb", () => {
     expect(nb.cells[0]!.source[0]).toBe("# titanic.csv: predicting survived\n");
     expect(nb.cells[1]!.source.join("")).toBe("**Step 0**: profile the table");
     // the cells are real Python once their lines are joined
-    const python = process.env.DSASSIST_PYTHON ?? "python3";
+    const python = process.env.DSASSIST_PYTHON!; // set by test/global-setup.ts
     const check = `import json,sys\nnb=json.load(open(sys.argv[1]))\nfor c in nb["cells"]:\n  c["cell_type"]=="code" and compile("".join(c["source"]),"cell","exec")\nprint(nb["nbformat"])`;
     expect(execFileSync(python, ["-c", check, path], { encoding: "utf8" })).toBe("4\n");
   });

@@ -55,6 +55,7 @@ const TRICKY: Json[] = [
   "\udc00 lone low",
   "\u2028 line separators \u2029",
   "\ufeffbom",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal that looks like a placeholder
   "$x ${x} {x} %s",
   "'''",
   '"""',
