@@ -336,10 +336,12 @@ export class Controller {
     const reflection = await this.o.bus.request("reflector", { step, attempts, parent });
     if (this.stopping) return step;
     step.lesson = reflection.lesson;
+    // the checkpoint and the note first: a step is done once recorded, and a kill before that
+    // redoes it under the same id, overwriting both
     if (outcome.checkpoint) await this.saveCheckpoint(outcome.checkpoint);
+    await writeNote(join(this.o.runDir, "steps"), step, reflection.note);
     await this.o.recorder.recordStep(step, attempts, startedAt);
     loop.add(step, last.execution, last.code);
-    await writeNote(join(this.o.runDir, "steps"), step, reflection.note);
     return step;
   }
 
