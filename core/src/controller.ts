@@ -79,6 +79,9 @@ export class Controller {
   private readonly branches: Branch[];
   private readonly started: number;
   private stopping = false;
+  /** the recording of finished steps, in order (see `record`) */
+  private recording: Promise<void> = Promise.resolve();
+  private recordFailure: unknown = null;
   private interrupt: () => void = () => {};
   private readonly interrupted = new Promise<"interrupted">((resolve) => {
     this.interrupt = () => resolve("interrupted");
@@ -138,7 +141,14 @@ export class Controller {
       return loop;
     } finally {
       this.stopping = true; // a step still running records nothing
+      await this.recorded();
     }
+  }
+
+  /** Every finished step recorded; a failure to record ends the run here. */
+  private async recorded(): Promise<void> {
+    await this.recording;
+    if (this.recordFailure !== null) throw this.recordFailure;
   }
 
   private async plan(loop: Loop) {
@@ -163,6 +173,7 @@ export class Controller {
     const first = [...running.keys()].map((p) => p.then((result) => ({ p, result })));
     const winner = await Promise.race([...first, this.interrupted]);
     if (winner === "interrupted") return;
+    if (this.recordFailure !== null) throw this.recordFailure;
     running.delete(winner.p);
     free.push(winner.result.branch);
     const elapsedS = performance.now() / 1000 - this.started;
@@ -336,12 +347,20 @@ export class Controller {
     const reflection = await this.o.bus.request("reflector", { step, attempts, parent });
     if (this.stopping) return step;
     step.lesson = reflection.lesson;
-    // the checkpoint and the note first: a step is done once recorded, and a kill before that
-    // redoes it under the same id, overwriting both
+    // the manifest first: a step planned from this one may branch from it at once
     if (outcome.checkpoint) await this.saveCheckpoint(outcome.checkpoint);
-    await writeNote(join(this.o.runDir, "steps"), step, reflection.note);
-    await this.o.recorder.recordStep(step, attempts, startedAt);
     loop.add(step, last.execution, last.code);
+    // the note and the provenance record follow in order, off the loop's path: a step is done
+    // once recorded, and a kill before that redoes it under the same id
+    const note = join(this.o.runDir, "steps");
+    this.recording = this.recording
+      .then(() => writeNote(note, step, reflection.note))
+      .then(async () => {
+        await this.o.recorder.recordStep(step, attempts, startedAt);
+      })
+      .catch((error: unknown) => {
+        this.recordFailure ??= error;
+      });
     return step;
   }
 
