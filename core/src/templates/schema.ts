@@ -38,7 +38,7 @@ export const TemplateFile = z.strictObject({
   order: z.number().int().default(100),
   judged: z.boolean(),
   tags: z.array(z.string()).default([]),
-  parent: z.enum(["best", "previous", "single_best"]),
+  parent: z.enum(["best", "previous", "single_best", "baseline"]),
   hypothesis: z.string().min(1),
   params: z
     .record(

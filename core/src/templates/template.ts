@@ -76,6 +76,8 @@ export class FileTemplate implements Template {
         return run.bestStep ?? lastDone(run);
       case "previous":
         return lastDone(run);
+      case "baseline":
+        return acceptedBaseline(run) ?? run.bestStep ?? lastDone(run);
     }
   }
 
@@ -179,3 +181,10 @@ function readable(value: Json): string {
 
 const nested = (value: Json) =>
   value !== null && typeof value === "object" ? `(${readable(value)})` : readable(value);
+
+/** The accepted dummy baseline: every model family is judged against it, so that the best
+ * family leads by its score, not by its turn (a family judged against an earlier one would
+ * have to beat it by a standard error, and the first good family would win every near-tie). */
+function acceptedBaseline(run: RunView): number | undefined {
+  return run.steps.find((s) => s.kind === "baseline" && s.verdict === "accepted")?.id;
+}

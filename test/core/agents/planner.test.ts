@@ -77,7 +77,10 @@ async function simulate(planner: Planner, accept: (id: number) => boolean, limit
     const reply = await plan(planner, run);
     if (reply.done) return { run, last: reply };
     const [task] = reply.tasks as [Subtask];
-    if (task.judged && run.bestStep !== null && task.kind !== "explore") {
+    if (task.kind === "model") {
+      const baseline = run.steps.find((s) => s.kind === "baseline")?.id;
+      expect(task.parent, "a model family is judged against the baseline").toBe(baseline);
+    } else if (task.judged && run.bestStep !== null && task.kind !== "explore") {
       expect(task.parent, "a judged task must build on the best step").toBe(run.bestStep);
     }
     const verdict: Verdict = !task.judged
