@@ -295,14 +295,12 @@ export class Controller {
 
   /**
    * No experiment may eat the budget, nor the time kept for the final refit: a slow one is
-   * cut off and named Timeout. The final refit itself is not cut: a run that ends a little
-   * late with its model beats one that ends on time without it.
+   * cut off and named Timeout. The final refit itself is not cut short by the budget: a run
+   * that ends a little late with its model beats one that ends on time without it.
    */
   private timeout(task: Subtask, loop: Loop): number {
     const { cellTimeoutS, budgetS } = this.o;
-    if (task.kind === "final") {
-      return Math.max(1, Math.min(cellTimeoutS, Math.max(this.timeLeft(), STEP_SHARE * budgetS)));
-    }
+    if (task.kind === "final") return cellTimeoutS;
     const cap = Math.max(10, STEP_SHARE * budgetS);
     return Math.max(1, Math.min(cellTimeoutS, cap, this.timeLeft() - refitReserveS(loop.view)));
   }

@@ -771,6 +771,9 @@ def _oriented(values: np.ndarray, metric: str) -> np.ndarray:
 # ---- the final model and what drives it -----------------------------------------------
 
 
+EXPLAIN_ROWS = 1000  # held-out rows per fold that permutation importance shuffles
+
+
 def drivers(
     pipeline: Pipeline,
     columns: dict[str, list[str]],
@@ -788,8 +791,11 @@ def drivers(
     scorer = _scorer(metric, task)
     X = X[[c for cols in columns.values() for c in cols]]  # only the columns the model may use
     drops = []
+    rng = np.random.default_rng(seed)
     for train, valid in folds[:2]:
         fitted = clone(pipeline).fit(X.iloc[train], y.iloc[train])
+        if len(valid) > EXPLAIN_ROWS:  # the cost grows with rows x columns: a sample ranks them as well
+            valid = np.sort(rng.choice(valid, EXPLAIN_ROWS, replace=False))
         result = permutation_importance(
             fitted, X.iloc[valid], y.iloc[valid], scoring=scorer, n_repeats=3, random_state=seed
         )

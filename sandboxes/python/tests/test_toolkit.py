@@ -331,3 +331,18 @@ def test_json_numbers_reach_the_models_as_floats():
     assert all(isinstance(boosted.get_params()[k], float) for k in ("learning_rate", "subsample", "reg_alpha"))
     assert isinstance(toolkit.make_model("linear", "binary", {"C": 2}).C, float)
     assert isinstance(toolkit.make_model("linear", "regression", {"alpha": 3}).alpha, float)
+
+
+def test_drivers_explain_on_a_sample_of_big_folds_and_rank_the_signal_first():
+    rng = np.random.default_rng(0)
+    n = 6000
+    X = pd.DataFrame({"signal": rng.normal(size=n), "noise": rng.normal(size=n)})
+    y = pd.Series((X["signal"] + 0.1 * rng.normal(size=n) > 0).astype(int))
+    profile = toolkit.profile_data(X, y, "binary")
+    columns = toolkit.feature_columns(profile, {})
+    folds = toolkit.make_folds(X, y, "binary", "stratified", 5, seed=0)
+    spec = {**toolkit.BASE_SPEC, "model": "linear"}
+    pipeline = toolkit.build_pipeline(spec, columns, "binary", 0)
+    table = toolkit.drivers(pipeline, columns, X, y, folds, "roc_auc", "binary")
+    assert list(table.index) == ["signal", "noise"]
+    assert table.loc["signal", "importance"] > 0.1 > abs(table.loc["noise", "importance"])
