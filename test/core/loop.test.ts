@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { ACCEPT_CELL, Loop } from "../../core/src/loop.ts";
 import type { Execution, StepSummary, Verdict } from "../../core/src/messages.ts";
+import { RunOptions } from "../../core/src/messages.ts";
 import { metrics, OPTIONS } from "./templates/fixtures.ts";
 
 const ran: Execution = { ok: true, stdout: "", stderr: "", outputs: [], durationS: 0 };
@@ -31,7 +32,7 @@ function step(
 }
 
 function loopWith(...steps: StepSummary[]): Loop {
-  const loop = Loop.fresh(OPTIONS, 60, 40);
+  const loop = Loop.fresh(RunOptions.parse(OPTIONS), 60, 40);
   for (const s of steps) loop.add(s, ran, `cell ${s.id}`);
   return loop;
 }
