@@ -343,24 +343,33 @@ function cellPart(code: string): Part {
 
 /**
  * Give each span its step (the run is sequential: one kernel, one step at a time). Coder,
- * evaluator, reflector and recordStep name theirs; a kernel call belongs to the next span that
- * names a step (step k's calls come before its reflector); a plan to the previous one (the
- * plan made after step k lies between its start and the next start).
+ * evaluator, reflector and recordStep name theirs; a kernel call belongs to the next agent
+ * call that names a step (step k's calls come before its reflector); a plan to the previous
+ * one (the plan made after step k lies between its start and the next start). recordStep
+ * anchors nothing: the controller may record a step behind the loop, during the next step.
  */
 function attribute(all: Span[]): Span[] {
   const ordered = [...all].sort((a, b) => a.start - b.start).map((s) => ({ ...s }));
+  const anchor = (s: Span) => s.step !== null && s.part !== "record" && s.part !== "planner";
   let previous: number | null = null;
   for (const s of ordered) {
     if (s.part === "planner") s.step = previous;
-    else if (s.step !== null) previous = s.step;
+    else if (anchor(s)) previous = s.step;
   }
   let next: number | null = null;
   for (const s of ordered.toReversed()) {
-    if (s.part === "planner") continue;
-    if (s.step === null) s.step = next;
-    else next = s.step;
+    if (anchor(s)) next = s.step;
+    else if (s.step === null) s.step = next;
   }
   return ordered;
+}
+
+/** The parts the loop does not wait for: recordStep, when the controller records a step behind
+ * the loop (its calls then overlap the next step's). */
+function offPath(all: Span[]): Set<Part> {
+  const records = all.filter((s) => s.part === "record");
+  const behind = records.some((r) => all.some((t) => t !== r && t.start > r.start && t.start < r.end));
+  return new Set<Part>(behind ? ["record"] : []);
 }
 
 /** One step of the run, as provenance recorded it. */
@@ -465,7 +474,7 @@ function stepCosts(steps: StepRow[], attributed: Span[]): StepCost[] {
   });
 }
 
-function reportFramework(result: RunResult, wallS: number, costs: StepCost[]): void {
+function reportFramework(result: RunResult, wallS: number, costs: StepCost[], background: Set<Part>): void {
   heading("2. framework time per step (step duration minus kernel execution time)");
   console.log(`run: ${costs.length} steps, stop reason: ${JSON.stringify(result.stop_reason)}`);
   console.log(`run wall time ${wallS.toFixed(2)} s (result.elapsed_s ${result.elapsed_s.toFixed(2)} s)`);
@@ -489,7 +498,7 @@ function reportFramework(result: RunResult, wallS: number, costs: StepCost[]): v
     "(kernel: its recorded executions; kernel xtra: accept, recheck, checkpoint and branch calls;" +
       "\n fw proper: framework minus kernel xtra; to next: start to next start minus kernel)",
   );
-  reportParts(costs);
+  reportParts(costs, background);
   const framework = costs.map((c) => c.frameworkS);
   const proper = costs.map((c) => c.frameworkS - c.kernelExtraS);
   const linked = costs.filter((c) => c.betweenS !== null);
@@ -515,7 +524,7 @@ function reportFramework(result: RunResult, wallS: number, costs: StepCost[]): v
 }
 
 /** Each part per step: inside the step's duration, then from its end to the next start. */
-function reportParts(costs: StepCost[]): void {
+function reportParts(costs: StepCost[], background: Set<Part>): void {
   console.log(`\nwhere the time goes, per step (${costs.length} steps; a step without the call counts 0):`);
   console.log(`  ${"part".padEnd(44)} ${"work".padEnd(9)}${cells(["calls", "median", "mean", "total"])}`);
   const line = (label: string, work: string, values: number[], calls: number | string) =>
@@ -530,17 +539,21 @@ function reportParts(costs: StepCost[]): void {
       sum(of.map((c) => c.calls[p])),
     );
   };
+  const onPath = PART_NAMES.filter((p) => !background.has(p));
   console.log(" inside the step (Step.duration_s):");
-  for (const p of PART_NAMES.filter((name) => PARTS[name].inStep)) part(p, costs);
-  const inStep = PART_NAMES.filter((p) => PARTS[p].inStep);
+  const inStep = onPath.filter((p) => PARTS[p].inStep);
+  for (const p of inStep) part(p, costs);
   const restIn = costs.map((c) => c.row.durationS - sum(inStep.map((p) => c.parts[p])));
   line("rest: controller code between the calls", "framework", restIn, "-");
   const linked = costs.filter((c) => c.betweenS !== null);
   console.log(` between the step's end and the next start (${linked.length} steps):`);
-  const between = PART_NAMES.filter((p) => !PARTS[p].inStep);
+  const between = onPath.filter((p) => !PARTS[p].inStep);
   for (const p of between) part(p, linked);
   const restOut = linked.map((c) => c.betweenS! - sum(between.map((p) => c.parts[p])));
-  line("rest: checkpoint manifest, step note, memory", "framework", restOut, "-");
+  line("rest: controller code (manifest, note, memory)", "framework", restOut, "-");
+  if (background.size === 0) return;
+  console.log(" off the loop's path (overlapping the calls that follow; not in the figures above):");
+  for (const p of background) part(p, costs);
 }
 
 const meets = (values: number[]) => verdict(median(values) * 1000 <= FRAMEWORK_TARGET_MS);
@@ -762,7 +775,7 @@ async function frameworkAndContinuity(env: KernelEnv, base: string): Promise<voi
   const out = join(base, "run");
   const { result, wallS } = await realRun(args.data, args.target, out).finally(uninstrument);
   const steps = await readSteps(out);
-  reportFramework(result, wallS, stepCosts(steps, attribute(spans)));
+  reportFramework(result, wallS, stepCosts(steps, attribute(spans)), offPath(spans));
   console.log(loadAverage());
   if (!args.parts.has("3")) return;
   const sequence = stepCells(steps, args.steps);
