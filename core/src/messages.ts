@@ -30,7 +30,10 @@ export const Metrics = z.object({
   mean: z.number(),
   std: z.number(),
   secondary: z.record(z.string(), z.number()).default({}),
+  /** the folds' fit times summed: what a sequential pass costs */
   fitTimeS: z.number().default(0),
+  /** folds that ran at a time */
+  foldJobs: z.number().int().min(1).default(1),
 });
 export type Metrics = z.infer<typeof Metrics>;
 
@@ -44,6 +47,7 @@ export const MetricsRecord = z
     std: z.number(),
     secondary: z.record(z.string(), z.number()).default({}),
     fit_time_s: z.number().default(0),
+    fold_jobs: z.number().int().min(1).default(1),
   })
   .transform(
     (r): Metrics => ({
@@ -54,6 +58,7 @@ export const MetricsRecord = z
       std: r.std,
       secondary: r.secondary,
       fitTimeS: r.fit_time_s,
+      foldJobs: r.fold_jobs,
     }),
   );
 
@@ -171,15 +176,17 @@ export function history(view: RunView, limit = 12): string {
 }
 
 /**
- * Seconds to keep for the final refit: it fits once on all rows and explains on two
- * folds, about one sequential cross-validation of the best step, with a margin. Folds that
- * ran two at a time took half that wall time: their summed fit time says what a sequential
- * pass costs.
+ * Seconds to keep for the final refit: it fits once on all rows and explains on two folds,
+ * one after the other, about one sequential cross-validation of the best step, with a margin.
+ * For folds that ran in turn, that is the step's time. For folds that ran two at a time it
+ * is their summed fit time: the step's wall time was half of it, plus one-off costs (joblib
+ * starting its workers: seconds) that the refit does not pay.
  */
 export function refitReserveS(view: RunView): number {
   const best = view.steps.find((s) => s.id === view.bestStep);
   if (!best?.metrics) return 0;
-  return 1.5 * Math.max(best.durationS, best.metrics.fitTimeS) + 5;
+  const sequential = best.metrics.foldJobs > 1 ? best.metrics.fitTimeS : best.durationS;
+  return 1.5 * sequential + 5;
 }
 
 // ---- requests and replies, one pair per agent -------------------------------------------

@@ -149,7 +149,8 @@ function mustFinish(run: RunView): boolean {
   if (run.stepsLeft <= 1) return true;
   const judged = run.steps.filter((s) => s.metrics !== null);
   if (judged.length === 0) return false;
-  const nextStep = Math.max(...judged.slice(-3).map((s) => s.durationS));
+  // the median of the latest three: one step slowed by a one-off cost does not end the run
+  const nextStep = median(judged.slice(-3).map((s) => s.durationS));
   return run.timeLeftS < refitReserveS(run) + nextStep;
 }
 
@@ -191,3 +192,9 @@ const taskKey = (templateId: string, params: Subtask["params"]) => `${templateId
 const plan = (tasks: Subtask[], reason = ""): Plan => ({ tasks, done: false, wait: false, reason });
 const done = (reason: string): Plan => ({ tasks: [], done: true, wait: false, reason });
 const wait = (reason: string): Plan => ({ tasks: [], done: false, wait: true, reason });
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}

@@ -692,9 +692,8 @@ def evaluate(
     """Cross-validate on the fixed folds, print a summary and publish the metrics record."""
     names = [metric, *[m for m in SECONDARY[task] if m != metric]]
     scoring = {m: _scorer(m, task) for m in names}
-    cv = cross_validate(
-        pipeline, X, y, cv=folds, scoring=scoring, error_score="raise", n_jobs=fold_jobs(pipeline, X)
-    )
+    jobs = fold_jobs(pipeline, X)
+    cv = cross_validate(pipeline, X, y, cv=folds, scoring=scoring, error_score="raise", n_jobs=jobs)
     scores = {m: _oriented(cv[f"test_{m}"], m) for m in names}
     main = scores[metric]
     record = {
@@ -705,6 +704,7 @@ def evaluate(
         "std": round(float(np.std(main)), 6),
         "secondary": {m: round(float(np.mean(scores[m])), 6) for m in names[1:]},
         "fit_time_s": round(float(np.sum(cv["fit_time"])), 3),
+        "fold_jobs": jobs or 1,  # folds run at a time
     }
     publish("metrics", record)
     print(f"{metric}: {record['mean']:.4f} ± {record['std']:.4f} over {len(folds)} folds")
@@ -747,6 +747,8 @@ def fold_jobs(pipeline: Pipeline, X: pd.DataFrame) -> int | None:
     for the worker processes; a model that already uses every core keeps the folds in turn."""
     if cores() < 2 or len(X) < PARALLEL_FOLDS_MIN_ROWS:
         return None
+    if isinstance(pipeline, Pipeline) and isinstance(pipeline[-1], (DummyClassifier, DummyRegressor)):
+        return None  # nothing to gain: a dummy fits in microseconds
     threaded = any(k.endswith("n_jobs") and v not in (None, 1) for k, v in pipeline.get_params().items())
     return None if threaded else 2
 

@@ -25,7 +25,7 @@ const METRICS_MIME = "application/vnd.dsassist.metrics+json";
 function metrics(folds: number[], metric = "roc_auc", higherIsBetter = true): Metrics {
   const mean = folds.reduce((a, b) => a + b, 0) / folds.length;
   const std = Math.sqrt(folds.reduce((a, f) => a + (f - mean) ** 2, 0) / folds.length);
-  return { metric, higherIsBetter, folds, mean, std, secondary: {}, fitTimeS: 0 };
+  return { metric, higherIsBetter, folds, mean, std, secondary: {}, fitTimeS: 0, foldJobs: 1 };
 }
 
 /** The kernel's record of `m`, in the toolkit's snake_case. */

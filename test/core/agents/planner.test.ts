@@ -333,7 +333,7 @@ describe("explore and exploit", () => {
 });
 
 describe("the refit reserve", () => {
-  const withBest = (duration: number, fitTime: number) =>
+  const withBest = (duration: number, fitTime: number, foldJobs = 1) =>
     view({
       best: 4,
       steps: [
@@ -343,15 +343,17 @@ describe("the refit reserve", () => {
             { templateId: "lightgbm", kind: "model", hypothesis: "h", params: {}, judged: true, parent: 3 },
             "accepted",
           ),
-          metrics: { ...metrics(0.8), fitTimeS: fitTime },
+          metrics: { ...metrics(0.8), fitTimeS: fitTime, foldJobs },
           durationS: duration,
         },
       ],
     });
 
   it("counts folds that ran two at a time as sequential work", () => {
-    expect(refitReserveS(withBest(4, 3))).toBe(1.5 * 4 + 5); // folds in turn
-    expect(refitReserveS(withBest(2, 3.6))).toBe(1.5 * 3.6 + 5); // two at a time
+    expect(refitReserveS(withBest(4, 3))).toBe(1.5 * 4 + 5); // folds in turn: the step's time
+    expect(refitReserveS(withBest(2, 3.6, 2))).toBe(1.5 * 3.6 + 5); // two at a time: the summed fits
+    // a step slowed by joblib starting its workers: the fits, not the one-off wait
+    expect(refitReserveS(withBest(9, 3.6, 2))).toBe(1.5 * 3.6 + 5);
     expect(refitReserveS(view())).toBe(0);
   });
 });

@@ -26,6 +26,7 @@ const PARENT_METRICS: Metrics = {
   std: 0,
   secondary: {},
   fitTimeS: 0,
+  foldJobs: 1,
 };
 const STEP_METRICS: Metrics = { ...PARENT_METRICS, folds: [0.84, 0.85, 0.86], mean: 0.85, std: 0.0082 };
 

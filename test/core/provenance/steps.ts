@@ -58,6 +58,7 @@ export function step(id: number, parent: number | null, score: number | null, le
           std: 0.008164965809277223,
           secondary: { accuracy: 0.8 },
           fitTimeS: 0.25,
+          foldJobs: 1,
         };
   return {
     id,

@@ -64,6 +64,7 @@ export function metrics(mean: number, higherIsBetter = true): Metrics {
     std: 0.01,
     secondary: {},
     fitTimeS: 0,
+    foldJobs: 1,
   };
 }
 
