@@ -211,19 +211,27 @@ const score = (python: string, spec: DatasetSpec, split: Split, predictions: str
 
 const dsassist = (args: string[], log?: string) => run(process.execPath, [CLI, ...args], log);
 
-function runDsassist(python: string, spec: DatasetSpec, split: Split, budget: number): Promise<Outcome> {
-  return attempt(async () => {
+/** DSAssist's run and its predictions; the run's facts are kept when what follows it fails. */
+async function runDsassist(
+  python: string,
+  spec: DatasetSpec,
+  split: Split,
+  budget: number,
+): Promise<Outcome> {
+  let facts: RunFacts | null = null;
+  const outcome = await attempt(async () => {
     const out = join(split.dir, "run");
     const predictions = join(split.dir, "dsassist.csv");
     const limits = ["--budget", `${budget}s`, "--seed", `${SEED}`, "--max-steps", `${MAX_STEPS}`];
     const train = ["run", join(split.dir, "train.csv"), "--target", spec.target, ...limits];
     const fit = await dsassist([...train, "--out", out, "--overwrite"], join(split.dir, "dsassist-run.log"));
-    const apply = await dsassist(["predict", out, join(split.dir, "test.csv"), "-o", predictions]);
     const result = JSON.parse(readFileSync(join(out, "result.json"), "utf8")) as RunResult;
-    const facts: RunFacts = { result, runWallS: fit.wallS, model: bestModel(out), notes: stepNotes(out) };
+    facts = { result, runWallS: fit.wallS, model: bestModel(out), notes: stepNotes(out) };
+    const apply = await dsassist(["predict", out, join(split.dir, "test.csv"), "-o", predictions]);
     const scores = await score(python, spec, split, predictions);
     return { scores, wallS: fit.wallS + apply.wallS, model: facts.model, run: facts };
   });
+  return { ...outcome, run: facts };
 }
 
 function bestModel(out: string): string | null {
@@ -468,13 +476,12 @@ function printDetails(results: DatasetResult[], budget: number): void {
   heading("what each run did");
   const pad = "".padEnd(9);
   for (const result of results) {
-    const dsa = outcomeOf(result, "DSAssist");
-    const run = dsa?.run;
+    const run = outcomeOf(result, "DSAssist")?.run;
     if (run) {
       const r = run.result;
       console.log(
         `${result.spec.name.padEnd(9)} DSAssist: CV ${r.metric} ${fmt(r.best_score)} ± ${fmt(r.best_std)},` +
-          ` best model ${run.model}, ${r.steps} steps (${r.failed_steps} failed, ${r.fixed_steps} fixed),` +
+          ` best model ${run.model ?? "none"}, ${r.steps} steps (${r.failed_steps} failed, ${r.fixed_steps} fixed),` +
           ` run ${r.elapsed_s.toFixed(0)} s (process ${run.runWallS.toFixed(0)} s of ${budget} s), stop: ${r.stop_reason}`,
       );
       if (r.task !== result.spec.task)
@@ -487,7 +494,8 @@ function printDetails(results: DatasetResult[], budget: number): void {
         console.log(`${pad}   failed step ${note.id} ${note.template}: ${note.lesson}`);
     }
     const fl = outcomeOf(result, "FLAML");
-    if (fl && fl.error === null) console.log(`${pad} FLAML: best estimator ${fl.model}`);
+    const name = run ? pad : result.spec.name.padEnd(9);
+    if (fl && fl.error === null) console.log(`${name} FLAML: best estimator ${fl.model}`);
   }
 }
 
