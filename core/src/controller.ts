@@ -248,7 +248,9 @@ export class Controller {
       evaluation = await this.recheck(sandbox, task, last.execution, parent, loop);
       last.feedback = evaluation.feedback;
     }
-    if (evaluation.verdict === "failed") return { attempts, evaluation };
+    // a failed or rejected step leaves no state that anything builds on: the kernel's last
+    // checkpoint (its parent's) stays the one a dead kernel comes back to
+    if (evaluation.verdict === "failed" || evaluation.verdict === "rejected") return { attempts, evaluation };
     const accepted = evaluation.verdict === "accepted";
     if (accepted) await sandbox.execute(ACCEPT_CELL);
     if (accepted || evaluation.verdict === "done") replay.push(replayed(last.code, accepted));

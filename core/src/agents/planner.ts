@@ -68,7 +68,11 @@ export class Planner implements Agent<"planner"> {
     if (run.steps.some((s) => s.kind === "final")) return done("the final model is saved");
     const final = this.finalTask(run);
     if (final !== null && mustFinish(run)) {
-      return besideRunning(run, plan([final], "budget: time for the final refit only"));
+      const why =
+        run.stepsLeft <= 1
+          ? "step limit: room for the final refit only"
+          : "budget: time for the final refit only";
+      return besideRunning(run, plan([final], why));
     }
     const exploit = this.next(run, false);
     const explore = this.baseShare(run) > 0 ? this.next(run, true) : null;
