@@ -74,24 +74,28 @@ const ensemble = generator(z.strictObject({ members: z.number().int().min(2) }),
  * reproducible; the controller records what it sampled as the step's `sampled` and `change`.
  * A failure that says the space is exhausted ends the search of that model.
  */
-const explore = generator(z.strictObject({ models: z.array(z.string()) }), ({ run }, data, id) => {
-  const step = singleBest(run);
-  const model = specOf(run, step).model;
-  if (step === null || typeof model !== "string" || !data.models.includes(model)) return [];
-  const ofModel = (s: { templateId: string; params: Params }) =>
-    s.templateId === id && s.params.model === model;
-  const done = run.steps.filter(ofModel);
-  const running = run.running.filter(ofModel);
-  if (done.some((s) => s.verdict === "failed" && (s.error ?? "").includes("SearchExhausted"))) return [];
-  const trials = done.flatMap((s) =>
-    isObject(s.params.sampled) ? [{ params: s.params.sampled, score: s.metrics?.mean ?? null }] : [],
-  );
-  // what running trials sampled is known only once the controller has recorded it
-  const pending = running.flatMap((t) => (isObject(t.params.sampled) ? [t.params.sampled] : []));
-  const higher_is_better = run.steps.find((s) => s.metrics !== null)?.metrics?.higherIsBetter ?? true;
-  const trial = done.length + running.length + 1;
-  return [{ model, trial, trials, pending, higher_is_better }];
-});
+const explore = generator(
+  z.strictObject({ max_trials: z.record(z.string(), z.number().int().positive()) }),
+  ({ run }, data, id) => {
+    const step = singleBest(run);
+    const model = specOf(run, step).model;
+    if (step === null || typeof model !== "string" || !(model in data.max_trials)) return [];
+    const ofModel = (s: { templateId: string; params: Params }) =>
+      s.templateId === id && s.params.model === model;
+    const done = run.steps.filter(ofModel);
+    const running = run.running.filter(ofModel);
+    if (done.some((s) => s.verdict === "failed" && (s.error ?? "").includes("SearchExhausted"))) return [];
+    const trials = done.flatMap((s) =>
+      isObject(s.params.sampled) ? [{ params: s.params.sampled, score: s.metrics?.mean ?? null }] : [],
+    );
+    // what running trials sampled is known only once the controller has recorded it
+    const pending = running.flatMap((t) => (isObject(t.params.sampled) ? [t.params.sampled] : []));
+    const higher_is_better = run.steps.find((s) => s.metrics !== null)?.metrics?.higherIsBetter ?? true;
+    const trial = done.length + running.length + 1;
+    if (trial > data.max_trials[model]!) return []; // a small space is pinned down: stop repeating it
+    return [{ model, trial, trials, pending, higher_is_better }];
+  },
+);
 
 export const GENERATORS = { validation, tuning, ensemble, explore } as const;
 export type GeneratorName = keyof typeof GENERATORS;

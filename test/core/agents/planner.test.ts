@@ -266,7 +266,7 @@ describe("explore and exploit", () => {
   };
 
   it.each([0, 0.3, 0.6, 1])("gives exploration its share of the steps (%s)", async (share) => {
-    const run = await simulateUpto(share, 60);
+    const run = await simulateUpto(share, 30);
     const kinds = run.steps.map((s) => s.kind);
     expect(kinds.slice(0, 5)).toEqual([...SETUP_KINDS, "baseline"]);
     const firstExplore = kinds.includes("explore") ? kinds.indexOf("explore") : kinds.length;
@@ -280,6 +280,23 @@ describe("explore and exploit", () => {
       expect(measured).toBeGreaterThanOrEqual(share / 2 - 0.05);
       expect(measured).toBeLessThanOrEqual(Math.min(0.95, share * 2) + 0.05);
     }
+  });
+
+  it("samples a model's space a bounded number of times, then moves on", async () => {
+    const run = await simulateUpto(1, 60);
+    const samples = run.steps.filter((s) => s.kind === "explore");
+    const models = new Set(samples.map((s) => s.params.model));
+    expect(models.size).toBe(1);
+    // prompts/tabular/explore.toml: about ten samples per parameter of the model's space
+    const maxTrials: Record<string, number> = {
+      lightgbm: 70,
+      random_forest: 30,
+      extra_trees: 30,
+      knn: 20,
+      linear: 10,
+    };
+    expect(samples).toHaveLength(maxTrials[String(samples[0]?.params.model)]!);
+    expect(run.steps.at(-1)?.kind, "the rest of the budget goes to the other hypotheses").not.toBe("explore");
   });
 
   it("takes this planner's share when it has one, else the run's", async () => {
