@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { basename, resolve } from "node:path";
-import { kernelPython } from "@dsassist/sandboxes";
+import { kernelPython, SandboxError } from "@dsassist/sandboxes";
 import { Coder } from "./agents/coder.ts";
 import { Evaluator } from "./agents/evaluator.ts";
 import { Planner } from "./agents/planner.ts";
@@ -167,13 +167,20 @@ async function drive(d: Drive): Promise<RunResult> {
   const stop = () => controller.stop();
   d.hooks.signal?.addEventListener("abort", stop, { once: true });
   const started = performance.now() / 1000 - spentS;
+  let status: RunResult["status"] = "finished";
   try {
     await controller.run(loop);
+  } catch (error) {
+    // a kernel that cannot be brought back: the steps so far are recorded, the report says
+    // why the run stopped, and a resume goes on from there
+    if (!(error instanceof SandboxError)) throw error;
+    loop.stopReason = `stopped: ${error.message} (dsassist resume ${out} goes on from here)`;
+    status = "interrupted";
   } finally {
     d.hooks.signal?.removeEventListener("abort", stop);
     await Promise.all(sandboxes.map((s) => s.close()));
   }
-  const status = d.hooks.signal?.aborted ? "interrupted" : "finished";
+  if (d.hooks.signal?.aborted) status = "interrupted";
   const elapsedS = performance.now() / 1000 - started;
   try {
     return await finishRun({ loop, cfg, store, out, data: d.data, sha256: d.sha256, status, elapsedS });

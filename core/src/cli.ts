@@ -142,6 +142,7 @@ async function runWithView(start: (hooks: api.RunHooks) => Promise<api.RunResult
     );
     say(`report: ${result.run_dir}/report.md`);
     if (abort.signal.aborted) process.exitCode = 130;
+    else if (result.status !== "finished") process.exitCode = 1;
   } finally {
     process.removeListener("SIGINT", interrupt);
   }

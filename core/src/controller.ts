@@ -131,10 +131,9 @@ export class Controller {
           const branch = free.find((b) => b.head === task.parent) ?? free[0]!;
           free.splice(free.indexOf(branch), 1);
           const id = nextId++;
-          running.set(
-            this.step(loop, task, id, branch).then((step) => ({ step, branch, task })),
-            task,
-          );
+          const started = this.step(loop, task, id, branch).then((step) => ({ step, branch, task }));
+          started.catch(() => {}); // observed by `finished`; others may fail while one is reported
+          running.set(started, task);
         }
       }
       loop.stopReason = "interrupted by the user";
