@@ -1,3 +1,0 @@
-from dsassist.cli import main
-
-main()

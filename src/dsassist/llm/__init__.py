@@ -1,1 +1,0 @@
-"""Language models behind the agents: settings, providers, routing within a budget, prompts, parsing."""
