@@ -3,6 +3,7 @@
  * provenance backend (Kùzu today, in `kuzu.ts`).
  */
 import { z } from "zod";
+import { UserError } from "../errors.ts";
 import { type Attempt, type Execution, Json, RunOptions, type StepSummary, Task } from "../messages.ts";
 
 /** The table a run learns from, as the run found it. */
@@ -80,6 +81,7 @@ export interface ProvenanceStore {
 }
 
 /** The store cannot do what was asked (in use, newer schema, no run, unknown parent): one line. */
-export class ProvenanceError extends Error {
+/** A run folder without a readable provenance database, or one another process holds: the user can fix it. */
+export class ProvenanceError extends UserError {
   override name = "ProvenanceError";
 }
