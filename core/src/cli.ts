@@ -42,6 +42,10 @@ function program(): Command {
     .option("-q, --question <text>", "what you want to know", "")
     .option("--budget <duration>", "wall-time budget: 90s, 5m, 1h (default: the config's, else 5m)")
     .option("--max-steps <n>", "most steps to run", integer)
+    .option(
+      "--cell-timeout <duration>",
+      "wall time one cell may take (default 10m; the budget also bounds it)",
+    )
     .option("--seed <n>", "random seed: the same seed gives the same run", integer)
     .option("-o, --out <dir>", "run folder to create", "runs/latest")
     .option("--overwrite", "replace a non-empty run folder")
@@ -71,6 +75,7 @@ function program(): Command {
         question: o.question as string,
         budgetS: o.budget as string | undefined,
         maxSteps: o.maxSteps as number | undefined,
+        cellTimeoutS: o.cellTimeout as string | undefined,
         seed: o.seed as number | undefined,
         out: o.out as string,
         overwrite: Boolean(o.overwrite),

@@ -146,7 +146,12 @@ export function runConfig(flags: RunConfigInput, file: FileConfig, configFile: s
   return parsed.data;
 }
 
-const FLAGS: Record<string, string> = { budgetS: "--budget", groupColumn: "--group", timeColumn: "--time" };
+const FLAGS: Record<string, string> = {
+  budgetS: "--budget",
+  cellTimeoutS: "--cell-timeout",
+  groupColumn: "--group",
+  timeColumn: "--time",
+};
 
 /** The command-line flag of a RunConfig key: `maxSteps` -> `--max-steps`. */
 function flagName(key: string): string {

@@ -115,10 +115,12 @@ describe("a run whose steps attack the sandbox", () => {
       "0",
       "--explore-share",
       "0",
-      // the budget bounds the infinite loop, the last hostile step: at most 0.3 of it, else what
-      // is left (there is no --cell-timeout); the steps before it need about 45 s on an idle machine
+      // the cell timeout bounds the infinite loop; the budget is large enough that only the
+      // step limit ends the run, on a loaded machine too
+      "--cell-timeout",
+      "10s",
       "--budget",
-      "150s",
+      "10m",
       // set-up (5 steps), the five model families, the hostile ones (the canary among them), the final refit
       "--max-steps",
       String(10 + hostile + 1),

@@ -285,7 +285,8 @@ function stepParams(step: StepSummary, run: string, startedAt: string): Params {
     error: step.error,
     lesson: step.lesson,
     startedAt,
-    endedAt: now(),
+    // when the step ended, not when it was written: the controller records behind the loop
+    endedAt: new Date(Date.parse(startedAt) + step.durationS * 1000).toISOString(),
   };
 }
 

@@ -99,11 +99,23 @@ export class LocalSandbox implements Sandbox {
   async start(): Promise<void> {
     if (this.alive) return;
     this.closed = false;
+    await this.take();
+  }
+
+  /** A kernel from the pool; none once the sandbox is closed, even while one was booting. */
+  private async take(): Promise<void> {
     this.kernelEnv ??= await this.resolveKernelEnv();
+    if (this.closed) throw new SandboxError("the sandbox is closed");
     this.confinement.prepare(this.workdir, this.checkpoints);
     this.pool ??= new KernelPool(() => this.launch(), this.options.pool ?? 1, this.startupTimeoutMs);
     await this.kernel?.close(); // a dead one
-    this.kernel = await this.pool.take();
+    const kernel = await this.pool.take();
+    if (this.closed) {
+      // closed while it booted (a run stopped during a recovery): it must not outlive the run
+      await kernel.close();
+      throw new SandboxError("the sandbox is closed");
+    }
+    this.kernel = kernel;
   }
 
   async close(): Promise<void> {
@@ -119,7 +131,7 @@ export class LocalSandbox implements Sandbox {
     if (this.closed) throw new SandboxError("the sandbox is closed");
     await this.kernel?.close();
     this.kernel = null;
-    await this.start();
+    await this.take();
   }
 
   get alive(): boolean {
@@ -158,7 +170,7 @@ export class LocalSandbox implements Sandbox {
     if (outcome === "timeout" || outcome === "killed") {
       const timeout = {
         name: "Timeout",
-        value: `the cell ran longer than ${timeoutS}s and was interrupted`,
+        value: `the cell ran longer than ${Number(timeoutS?.toFixed(1))}s and was interrupted`,
         traceback: [],
       };
       if (outcome === "killed") timeout.value += await this.recover(); // the interrupt did not work
