@@ -742,13 +742,25 @@ def recheck(
     return record
 
 
+CHEAP_MODELS = (
+    DummyClassifier,
+    DummyRegressor,
+    LogisticRegression,
+    Ridge,
+    KNeighborsClassifier,
+    KNeighborsRegressor,
+)
+
+
 def fold_jobs(pipeline: Pipeline, X: pd.DataFrame) -> int | None:
     """Two folds at a time when the model runs on one core and the table is big enough to pay
     for the worker processes; a model that already uses every core keeps the folds in turn."""
     if cores() < 2 or len(X) < PARALLEL_FOLDS_MIN_ROWS:
         return None
-    if isinstance(pipeline, Pipeline) and isinstance(pipeline[-1], (DummyClassifier, DummyRegressor)):
-        return None  # nothing to gain: a dummy fits in microseconds
+    model = pipeline[-1] if isinstance(pipeline, Pipeline) else pipeline
+    model = getattr(model, "regressor", model)  # a log-target wrapper
+    if isinstance(model, CHEAP_MODELS):
+        return None  # they fit in less time than the workers take to start (seconds, once a kernel)
     threaded = any(k.endswith("n_jobs") and v not in (None, 1) for k, v in pipeline.get_params().items())
     return None if threaded else 2
 

@@ -312,6 +312,10 @@ def test_folds_run_two_at_a_time_only_for_single_core_models_on_big_tables(monke
     monkeypatch.setattr(toolkit, "PARALLEL_FOLDS_MIN_ROWS", 100)
     assert toolkit.fold_jobs(lightgbm, X) == 2
     assert toolkit.fold_jobs(forest, X) is None  # it already uses both cores
+    for cheap in ("dummy", "linear", "knn"):  # they fit faster than the workers start
+        assert toolkit.fold_jobs(toolkit.build_pipeline({"model": cheap}, COLUMNS, "binary", 0), X) is None
+    logged = toolkit.build_pipeline({"model": "linear", "log_target": True}, COLUMNS, "regression", 0)
+    assert toolkit.fold_jobs(logged, X) is None
     parallel = score({"model": "lightgbm"}, X, y, "binary", "roc_auc", "stratified")
     monkeypatch.setattr(toolkit, "PARALLEL_FOLDS_MIN_ROWS", 10**9)
     assert score({"model": "lightgbm"}, X, y, "binary", "roc_auc", "stratified")["folds"] == parallel["folds"]
