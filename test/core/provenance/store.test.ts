@@ -156,7 +156,12 @@ describe("RunStore", () => {
   test("recording a step id again changes nothing", async () => {
     const dir = await recordedRun();
     const store = await RunStore.open(dir);
-    const again = await store.recordStep(step(1, 0, 0.99, "other"), attempts(1), "later", []);
+    const again = await store.recordStep(
+      step(1, 0, 0.99, "other"),
+      attempts(1),
+      "2026-01-02T03:06:00.000Z",
+      [],
+    );
     await store.close();
     expect(again).toBe(false);
     expect(await count(dir, "(:Step)")).toBe(4);
@@ -170,10 +175,10 @@ describe("RunStore", () => {
     const dir = await recordedRun();
     const store = await RunStore.open(dir);
     try {
-      await expect(store.recordStep(step(9, 7, 0.9), attempts(9), "t", [])).rejects.toThrow(
-        new ProvenanceError("step 9: its parent step 7 is not recorded"),
-      );
-      expect(await store.recordStep(step(4, 3, 0.9), attempts(4), "t", [])).toBe(true);
+      await expect(
+        store.recordStep(step(9, 7, 0.9), attempts(9), "2026-01-02T03:05:00.000Z", []),
+      ).rejects.toThrow(new ProvenanceError("step 9: its parent step 7 is not recorded"));
+      expect(await store.recordStep(step(4, 3, 0.9), attempts(4), "2026-01-02T03:05:00.000Z", [])).toBe(true);
       expect((await store.steps()).map((r) => r.summary.id)).toEqual([0, 1, 2, 3, 4]);
     } finally {
       await store.close();
@@ -186,13 +191,13 @@ describe("RunStore", () => {
     await expect(RunStore.openExisting(dir)).rejects.toThrow(`no run in ${dir}: provenance.kuzu not found`);
     const store = await RunStore.open(dir);
     try {
-      await expect(store.recordStep(step(0, null, null), attempts(0), "t")).rejects.toThrow(
-        /records no run yet/,
-      );
+      await expect(
+        store.recordStep(step(0, null, null), attempts(0), "2026-01-02T03:05:00.000Z"),
+      ).rejects.toThrow(/records no run yet/);
       await store.recordRun(runMeta());
       await expect(store.recordRun(runMeta("run-2"))).rejects.toThrow(/already records run run-1$/);
       await expect(
-        store.recordStep(step(0, null, null), attempts(0), "t", [
+        store.recordStep(step(0, null, null), attempts(0), "2026-01-02T03:05:00.000Z", [
           { path: "nope.png", mediaType: "image/png" },
         ]),
       ).rejects.toThrow(/^step 0: artifact nope.png cannot be read: ENOENT[^\n]*$/);
@@ -206,10 +211,10 @@ describe("RunStore", () => {
     const store = await RunStore.open(dir);
     try {
       await store.recordRun(runMeta());
-      await store.recordStep(step(0, null, null), attempts(0), "t");
+      await store.recordStep(step(0, null, null), attempts(0), "2026-01-02T03:05:00.000Z");
       const ids = [1, 2, 3, 4, 5, 6];
       const recorded = await Promise.all(
-        ids.map((id) => store.recordStep(step(id, 0, 0.8), attempts(id), "t")),
+        ids.map((id) => store.recordStep(step(id, 0, 0.8), attempts(id), "2026-01-02T03:05:00.000Z")),
       );
       expect(recorded).toEqual(ids.map(() => true));
       expect((await store.steps()).map((r) => r.summary.id)).toEqual([0, ...ids]);
@@ -253,7 +258,9 @@ describe("RunStore", () => {
       for (const s of steps) expect(s.execution.stdout).toHaveLength(STDOUT_BYTES);
       // and the store goes on where the writer stopped
       const next = ids.length;
-      expect(await store.recordStep(step(next, next - 1, 0.9), attempts(next), "t")).toBe(true);
+      expect(
+        await store.recordStep(step(next, next - 1, 0.9), attempts(next), "2026-01-02T03:05:00.000Z"),
+      ).toBe(true);
     } finally {
       await store.close();
     }

@@ -16,9 +16,12 @@ async function main(runDir: string): Promise<void> {
     await writeFile(join(runDir, "plots", `step-${id}.png`), `png ${id}`);
     const tries = Array.from({ length: ATTEMPTS_PER_STEP / 2 }, () => attempts(id, STDOUT_BYTES)).flat();
     process.stdout.write(`begin ${id}\n`);
-    await store.recordStep(step(id, id > 0 ? id - 1 : null, 0.7 + id / 1000, `lesson ${id}`), tries, "t", [
-      { path: `plots/step-${id}.png`, mediaType: "image/png" },
-    ]);
+    await store.recordStep(
+      step(id, id > 0 ? id - 1 : null, 0.7 + id / 1000, `lesson ${id}`),
+      tries,
+      new Date().toISOString(),
+      [{ path: `plots/step-${id}.png`, mediaType: "image/png" }],
+    );
     process.stdout.write(`done ${id}\n`);
   }
 }
