@@ -5,7 +5,8 @@
  */
 import { writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import type { Json, StepSummary } from "../messages.ts";
+import type { StepSummary } from "../messages.ts";
+import { isObject, specAlong } from "../templates/run.ts";
 import { type AnswerFacts, type ProfileRecord, ReportInput, type ReportInputData } from "./input.ts";
 import { tree } from "./tree.ts";
 
@@ -72,18 +73,10 @@ function baselineOf(steps: StepSummary[]): StepSummary | undefined {
  * ones overriding earlier ones (the pipeline the step was judged with).
  */
 export function modelOf(steps: StepSummary[], id: number): string {
-  const byId = new Map(steps.map((s) => [s.id, s]));
-  const chain: StepSummary[] = [];
-  for (let s = byId.get(id); s; s = s.parent === null ? undefined : byId.get(s.parent)) chain.unshift(s);
-  const spec: Record<string, Json> = {};
-  for (const s of chain) Object.assign(spec, asObject(s.params.change));
-  const params = asObject(spec.params);
+  const spec = specAlong(steps, id);
+  const params = isObject(spec.params) ? spec.params : {};
   const model = typeof spec.model === "string" ? spec.model : "?";
   return Object.keys(params).length > 0 ? `${model} ${JSON.stringify(params)}` : model;
-}
-
-function asObject(value: Json | undefined): Record<string, Json> {
-  return value && typeof value === "object" && !Array.isArray(value) ? value : {};
 }
 
 // ---- sections --------------------------------------------------------------------------

@@ -53,7 +53,12 @@ export const isObject = (v: Json | undefined): v is Spec =>
 
 /** The pipeline spec a step was judged with: the changes along its chain of parents, oldest first. */
 export function specOf(run: RunView, stepId: number | null): Spec {
-  const byId = new Map(run.steps.map((s) => [s.id, s]));
+  return specAlong(run.steps, stepId);
+}
+
+/** The pipeline spec a step was judged with: the changes along its chain of parents. */
+export function specAlong(steps: readonly StepSummary[], stepId: number | null): Spec {
+  const byId = new Map(steps.map((s) => [s.id, s]));
   const chain: StepSummary[] = [];
   for (let node = stepId === null ? undefined : byId.get(stepId); node !== undefined; ) {
     chain.push(node);
